@@ -1,0 +1,177 @@
+"""Video decoding and encoding: the only module that opens video files.
+
+Two decoding backends sit behind one function: PyAV (the default; its wheel bundles FFmpeg)
+and decord (x86_64 Linux wheels only). Both return uint8 ``T x H x W x C`` RGB arrays.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+BACKENDS = ("pyav", "decord")
+
+# Codec used for each container when the caller does not name one. MPEG-4 Part 2 in AVI is
+# what UCF101 ships; H.264 in MP4 is what Kinetics' downloaders produce.
+DEFAULT_CODECS = {".avi": "mpeg4", ".mp4": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
+
+
+class VideoDecodeError(RuntimeError):
+    """A file could not be opened or decoded; the message names the file."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+
+
+def _open(path: str | os.PathLike):
+    import av
+
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoDecodeError(f"cannot open video {path}: {exc}") from exc
+
+
+def video_info(path: str | os.PathLike) -> VideoInfo:
+    """Frame count, frame rate and size of the first video stream of ``path``."""
+    with _open(path) as container:
+        if not container.streams.video:
+            raise VideoDecodeError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        num_frames = stream.frames
+        if num_frames <= 0:  # some containers do not store the count: count by decoding
+            num_frames = sum(1 for _ in container.decode(stream))
+        return VideoInfo(num_frames, fps, stream.codec_context.height, stream.codec_context.width)
+
+
+def read_video(path: str | os.PathLike, backend: str = "pyav") -> tuple[np.ndarray, float]:
+    """Decode every frame of ``path``. Returns (uint8 ``T x H x W x 3`` array, fps)."""
+    if backend == "decord":
+        reader = _decord_reader(path)
+        return reader.get_batch(list(range(len(reader)))).asnumpy(), float(reader.get_avg_fps())
+    _check_backend(backend)
+    with _open(path) as container:
+        if not container.streams.video:
+            raise VideoDecodeError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        try:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        except Exception as exc:  # PyAV raises several FFmpeg error types
+            raise VideoDecodeError(f"cannot decode {path}: {exc}") from exc
+    if not frames:
+        raise VideoDecodeError(f"{path} decoded to zero frames")
+    return np.stack(frames), fps
+
+
+def read_frames(
+    path: str | os.PathLike, indices: Sequence[int], backend: str = "pyav"
+) -> np.ndarray:
+    """Decode the frames at ``indices`` (any order, repeats allowed) as uint8 ``T x H x W x 3``."""
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise ValueError("read_frames needs at least one frame index")
+    if min(indices) < 0:
+        raise ValueError(f"negative frame index in {indices} for {path}")
+    if backend == "decord":
+        reader = _decord_reader(path)
+        if max(indices) >= len(reader):
+            raise VideoDecodeError(f"{path} has {len(reader)} frames, index {max(indices)} asked")
+        return reader.get_batch(indices).asnumpy()
+    _check_backend(backend)
+    wanted = set(indices)
+    last = max(indices)
+    got: dict[int, np.ndarray] = {}
+    with _open(path) as container:
+        if not container.streams.video:
+            raise VideoDecodeError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                if i in wanted:
+                    got[i] = frame.to_ndarray(format="rgb24")
+                if i >= last:
+                    break
+        except Exception as exc:
+            raise VideoDecodeError(f"cannot decode {path}: {exc}") from exc
+    if last not in got:
+        raise VideoDecodeError(f"{path} has {len(got) and max(got) + 1} frames, index {last} asked")
+    return np.stack([got[i] for i in indices])
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: float = 25.0,
+    codec: str | None = None,
+    options: dict[str, str] | None = None,
+    pix_fmt: str = "yuv420p",
+) -> Path:
+    """Encode uint8 ``T x H x W x 3`` frames to ``path`` atomically (temporary file, then rename).
+
+    The codec defaults by extension (``.avi`` -> MPEG-4 Part 2, ``.mp4`` -> H.264). Height and
+    width must be even for ``yuv420p``.
+    """
+    import av
+
+    path = Path(path)
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"write_video({path}): expected uint8 T x H x W x 3, got "
+                         f"{frames.dtype} {tuple(frames.shape)}")
+    if pix_fmt == "yuv420p" and (frames.shape[1] % 2 or frames.shape[2] % 2):
+        raise ValueError(f"write_video({path}): yuv420p needs even height and width, "
+                         f"got {frames.shape[1]}x{frames.shape[2]}")
+    codec = codec or DEFAULT_CODECS.get(path.suffix.lower())
+    if codec is None:
+        raise ValueError(f"write_video({path}): no default codec for {path.suffix!r}; pass codec=")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        with av.open(tmp, mode="w") as container:
+            from fractions import Fraction
+
+            stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = pix_fmt
+            if options:
+                stream.options = dict(options)
+            for image in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown video backend {backend!r}; known: {', '.join(BACKENDS)}")
+
+
+def _decord_reader(path):
+    try:
+        import decord
+    except ImportError as exc:
+        raise ImportError("backend='decord' needs the decord package (x86_64 Linux wheels); "
+                          "use backend='pyav'") from exc
+    try:
+        return decord.VideoReader(str(path), ctx=decord.cpu(0))
+    except Exception as exc:
+        raise VideoDecodeError(f"cannot open video {path} with decord: {exc}") from exc
