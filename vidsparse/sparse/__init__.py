@@ -1,11 +1,24 @@
-"""The dynamic sparse training engine (in progress)."""
-from dataclasses import dataclass
+"""The dynamic sparse training engine.
 
+``SparsityConfig`` + ``DynamicSparsity`` drive masks on any model; ``SparseConv3d`` and
+``SparseLinear`` are drop-in layers for people who write their own model.
+"""
 
-@dataclass
-class SparsityConfig:  # placeholder replaced by engine.py
-    method: str = "rigl"
+from vidsparse.sparse.distributions import DISTRIBUTIONS, layer_densities
+from vidsparse.sparse.engine import DynamicSparsity, SparsityConfig
+from vidsparse.sparse.layers import SparseConv3d, SparseLinear, find_prunable
+from vidsparse.sparse.schedules import UpdateSchedule
+from vidsparse.sparse.updaters import UPDATERS, Updater
 
-
-class DynamicSparsity:  # placeholder replaced by engine.py
-    pass
+__all__ = [
+    "DISTRIBUTIONS",
+    "DynamicSparsity",
+    "SparseConv3d",
+    "SparseLinear",
+    "SparsityConfig",
+    "UPDATERS",
+    "UpdateSchedule",
+    "Updater",
+    "find_prunable",
+    "layer_densities",
+]

@@ -1,0 +1,55 @@
+"""Per-layer densities: (named weight shapes, global density) -> {name: density}.
+
+Every distribution has the signature
+``fn(shapes: dict[str, tuple[int, ...]], density: float, dense: set[str], **options)``;
+layers named in ``dense`` get density 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+from vidsparse.registry import Registry
+
+DISTRIBUTIONS = Registry("distribution")
+
+
+def layer_densities(
+    name: str, shapes: dict[str, tuple[int, ...]], density: float, dense: set[str] = frozenset(), **options
+) -> dict[str, float]:
+    """Look up distribution ``name`` and apply it."""
+    return DISTRIBUTIONS.get(name)(shapes, density, set(dense), **options)
+
+
+@DISTRIBUTIONS.register("uniform")
+def uniform(shapes, density, dense, **_):
+    """The same density in every layer."""
+    return {n: 1.0 if n in dense else density for n in shapes}
+
+
+@DISTRIBUTIONS.register("erk")
+def erk(shapes, density, dense, power_scale: float = 1.0, **_):
+    """Erdős–Rényi-Kernel (Evci et al. 2020, RigL, Appendix; Mocanu et al. 2018 for ER).
+
+    A layer's density is proportional to ``sum(shape) / prod(shape)`` (every dimension,
+    so a Conv3d kernel counts its temporal extent) raised to ``power_scale``, scaled so that
+    the total number of kept weights equals ``density`` times the total. A layer whose
+    scaled density would exceed 1 is made dense and the rest is solved again — RigL's
+    ``get_sparsities`` procedure.
+    """
+    dense = set(dense)
+    numel = {n: math.prod(s) for n, s in shapes.items()}
+    while True:
+        budget = sum(numel.values()) * density - sum(numel[n] for n in dense)
+        raw = {n: (sum(s) / numel[n]) ** power_scale for n, s in shapes.items() if n not in dense}
+        if not raw:
+            break
+        divisor = sum(raw[n] * numel[n] for n in raw)
+        eps = budget / divisor
+        too_dense = [n for n, p in raw.items() if p * eps > 1.0]
+        if not too_dense:
+            break
+        dense.update(too_dense)
+    if budget < 0:
+        raise ValueError(f"density {density} is below what the layers kept dense already hold")
+    return {n: 1.0 if n in dense else eps * raw[n] for n in shapes}
