@@ -103,6 +103,20 @@ def _unwrap_model(model: nn.Module) -> nn.Module:
 _PURPOSE_INIT, _PURPOSE_GROW = 0, 1
 
 
+def mask_digest(masks) -> torch.Tensor:
+    """Per mask (count of ones, a position-weighted checksum) as int64 ``[len(masks), 2]``.
+
+    Cheap to all-gather: two ranks with equal digests hold equal masks except with
+    negligible probability.
+    """
+    rows = []
+    for mask in masks:
+        idx = mask.reshape(-1).nonzero().flatten().to(torch.int64)
+        rows.append(torch.stack([torch.tensor(idx.numel(), dtype=torch.int64),
+                                 (idx * 2654435761 % 2147483647).sum().cpu()]))
+    return torch.stack(rows) if rows else torch.zeros(0, 2, dtype=torch.int64)
+
+
 class DynamicSparsity:
     """Keeps a model sparse during training and updates its masks by a DST algorithm.
 
@@ -296,13 +310,8 @@ class DynamicSparsity:
                                    f"for {name} at step {self.step_count}")
 
     def mask_digest(self) -> torch.Tensor:
-        """Per layer (count of ones, a position-weighted checksum), int64 ``[layers, 2]``."""
-        rows = []
-        for t in self.targets:
-            idx = t.mask.view(-1).nonzero().flatten().to(torch.int64)
-            rows.append(torch.stack([idx.numel() * torch.ones((), dtype=torch.int64, device=idx.device),
-                                     (idx * 2654435761 % 2147483647).sum()]).cpu())
-        return torch.stack(rows)
+        """See :func:`mask_digest`; one row per prunable layer, in module order."""
+        return mask_digest(t.mask for t in self.targets)
 
     # ------------------------------------------------------------------ reporting, checkpoints
     def stats(self) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,251 @@
+"""Train a video model, dense or with dynamic sparse training, under Accelerate.
+
+    accelerate launch recipes/train.py --config recipes/configs/r3d_tiny_rigl.yaml \
+        output_dir=runs/rigl data.root=data/synthetic max_steps=200
+
+Runs on one process, N processes (DDP) and N machines as Accelerate launches it; on a
+machine without CUDA it uses CPU processes with the gloo backend. The final weights,
+masks and resolved config land in ``<output_dir>/final/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from tqdm.auto import tqdm
+
+from vidsparse import DynamicSparsity, create_model
+from vidsparse.checkpoint import save_final
+from vidsparse.config import ConfigError, load_config, sparsity_config
+from vidsparse.data import build_dataset, build_transform
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--config", required=True, help="YAML config (see recipes/configs/)")
+parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=100 data.root=DIR")
+args = parser.parse_args()
+try:
+    cfg = load_config(args.config, args.overrides)
+except ConfigError as exc:
+    sys.exit(f"error: {exc}")
+
+# --------------------------------------------------------------------------- setup
+output_dir = Path(cfg["output_dir"])
+# Without cpu=True on a CUDA-less machine, `accelerate launch --multi_gpu` starts processes
+# that each train alone (world size 1). With it they form one gloo process group.
+accelerator = Accelerator(
+    cpu=not torch.cuda.is_available(),
+    mixed_precision=cfg["mixed_precision"],
+    gradient_accumulation_steps=cfg["grad_accum_steps"],
+    step_scheduler_with_optimizer=False,  # the schedule below is in optimizer steps already
+    log_with="tensorboard",
+    project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+)
+if accelerator.device.type == "cpu":
+    # Share the cores between the processes on this machine instead of oversubscribing.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.num_processes))
+set_seed(cfg["seed"])
+main = accelerator.is_main_process
+
+train_set = build_dataset(cfg["data"], "train", build_transform(cfg["data"], train=True))
+if cfg["model"]["num_classes"] is None:
+    cfg["model"]["num_classes"] = train_set.num_classes
+elif cfg["model"]["num_classes"] != train_set.num_classes:
+    sys.exit(f"error: model.num_classes={cfg['model']['num_classes']} but {cfg['data']['root']} "
+             f"has {train_set.num_classes} classes")
+train_loader = torch.utils.data.DataLoader(
+    train_set, batch_size=cfg["batch_size"], shuffle=True, drop_last=True,
+    num_workers=cfg["data"]["num_workers"], generator=torch.Generator().manual_seed(cfg["seed"]),
+)
+if len(train_loader) // accelerator.num_processes < 1:
+    sys.exit(f"error: {len(train_set)} training videos are fewer than batch_size={cfg['batch_size']} "
+             f"x {accelerator.num_processes} processes")
+
+model = create_model(cfg["model"]["name"], num_classes=cfg["model"]["num_classes"])
+
+# No weight decay on norms and biases (every 0- or 1-dimensional parameter).
+decay = [p for p in model.parameters() if p.ndim > 1]
+no_decay = [p for p in model.parameters() if p.ndim <= 1]
+groups = [{"params": decay, "weight_decay": cfg["optim"]["weight_decay"]},
+          {"params": no_decay, "weight_decay": 0.0}]
+opt = cfg["optim"]
+if opt["name"] == "sgd":
+    optimizer = torch.optim.SGD(groups, lr=opt["lr"], momentum=opt["momentum"], nesterov=opt["nesterov"])
+else:
+    optimizer = torch.optim.AdamW(groups, lr=opt["lr"], betas=tuple(opt["betas"]))
+
+max_steps = cfg["max_steps"]
+
+
+def lr_factor(step: int) -> float:
+    """Linear warmup, then cosine decay to ``min_lr_ratio``."""
+    if step < opt["warmup_steps"]:
+        return (step + 1) / opt["warmup_steps"]
+    progress = (step - opt["warmup_steps"]) / max(1, max_steps - opt["warmup_steps"])
+    return opt["min_lr_ratio"] + (1 - opt["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+
+# Sparsify before prepare (DESIGN.md): masks are drawn from the seed, identical on every rank.
+sparsity = DynamicSparsity(model, optimizer, sparsity_config(cfg), total_steps=max_steps)
+
+model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+accelerator.register_for_checkpointing(sparsity)
+
+# --------------------------------------------------------------------------- resume
+checkpoint_root = output_dir / "checkpoints"
+step_dir = re.compile(r"^step_(\d+)$")
+
+
+def newest_checkpoint() -> Path | None:
+    found = [(int(m.group(1)), p) for p in checkpoint_root.glob("step_*")
+             if (m := step_dir.match(p.name)) and (p / "vidsparse_step.json").exists()]
+    return max(found)[1] if found else None
+
+
+def save_checkpoint(step: int) -> None:
+    """Write ``checkpoints/step_N`` through a temporary name so a kill never leaves half of one."""
+    final = checkpoint_root / f"step_{step}"
+    tmp = checkpoint_root / f".tmp_step_{step}"
+    if main and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if main:
+        (tmp / "vidsparse_step.json").write_text(json.dumps({"step": step}))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    accelerator.wait_for_everyone()
+
+
+start_step = 0
+resume = cfg["resume"]
+if resume != "none":
+    source = newest_checkpoint() if resume == "auto" else Path(resume)
+    if source is None:
+        accelerator.print("resume=auto: no checkpoint yet, starting from scratch")
+    elif not (source / "vidsparse_step.json").exists():
+        sys.exit(f"error: resume={resume}: {source} is not a complete checkpoint")
+    else:
+        accelerator.load_state(str(source))
+        start_step = json.loads((source / "vidsparse_step.json").read_text())["step"]
+        accelerator.print(f"resumed from {source} at step {start_step}")
+
+# --------------------------------------------------------------------------- train
+if main:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+hparams = {"model": cfg["model"]["name"], "method": cfg["sparsity"]["method"],
+           "density": cfg["sparsity"]["density"], "lr": opt["lr"], "seed": cfg["seed"],
+           "batch_size": cfg["batch_size"] * accelerator.num_processes}
+accelerator.init_trackers("train", config=hparams)
+log_path = output_dir / "metrics.csv"
+log_fields = ["step", "loss", "accuracy", "lr", "density", "mask_updates"]
+if main and not (resume != "none" and log_path.exists()):
+    with open(log_path, "w", newline="") as f:
+        csv.writer(f).writerow(log_fields)
+
+steps_per_epoch = len(train_loader) // cfg["grad_accum_steps"]
+step = start_step
+progress = tqdm(total=max_steps, initial=step, disable=not main, desc=cfg["name"], dynamic_ncols=True)
+
+
+def zeros() -> list[torch.Tensor]:
+    # Three separate tensors (a chained `a = b = c = zeros()` would alias one).
+    return [torch.zeros((), device=accelerator.device) for _ in range(3)]
+
+
+running_loss, running_correct, running_seen = zeros()
+mask_updates = 0
+model.train()
+while step < max_steps:
+    epoch = step // steps_per_epoch
+    train_set.set_epoch(epoch)
+    train_loader.set_epoch(epoch)
+    loader = train_loader
+    consumed = (step % steps_per_epoch) * cfg["grad_accum_steps"]
+    if consumed:  # resuming mid-epoch: skip the batches this epoch already used
+        loader = accelerator.skip_first_batches(train_loader, consumed)
+    for clips, labels in loader:
+        with accelerator.accumulate(model):
+            logits = model(clips)
+            loss = F.cross_entropy(logits, labels, label_smoothing=opt["label_smoothing"])
+            accelerator.backward(loss)
+            if opt["grad_clip"] > 0 and accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), opt["grad_clip"])
+            optimizer.step()
+            # After the step and before zero_grad: re-apply masks; at update steps prune and
+            # regrow (RigL reads the all-reduced dense gradient). Only real optimizer steps
+            # count inside the engine, so accumulation micro-batches are no-ops.
+            mask_updates += int(sparsity.step())
+            optimizer.zero_grad()
+        running_loss += loss.detach()
+        running_correct += (logits.argmax(1) == labels).sum()
+        running_seen += labels.numel()
+        if not accelerator.sync_gradients:
+            continue
+        scheduler.step()
+        step += 1
+        progress.update(1)
+        if step % cfg["log_every"] == 0 or step == max_steps:
+            totals = accelerator.reduce(torch.stack([running_loss, running_correct, running_seen]), "sum")
+            row = {"step": step,
+                   "loss": (totals[0] / (cfg["log_every"] * cfg["grad_accum_steps"] * accelerator.num_processes)).item(),
+                   "accuracy": (totals[1] / totals[2].clamp(min=1)).item(),
+                   "lr": scheduler.get_last_lr()[0], "density": sparsity.density(), "mask_updates": mask_updates}
+            running_loss, running_correct, running_seen = zeros()
+            accelerator.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=step)
+            progress.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}")
+            if main:
+                with open(log_path, "a", newline="") as f:
+                    csv.writer(f).writerow([row[k] for k in log_fields])
+        if cfg["checkpoint_every"] and step % cfg["checkpoint_every"] == 0 and step < max_steps:
+            save_checkpoint(step)
+        if step >= max_steps:
+            break
+progress.close()
+
+# --------------------------------------------------------------------------- evaluate, save
+results = {"steps": step, "world_size": accelerator.num_processes}
+if cfg["eval_at_end"]:
+    test_set = build_dataset(cfg["data"], "test", build_transform(cfg["data"], train=False))
+    test_loader = accelerator.prepare(torch.utils.data.DataLoader(
+        test_set, batch_size=cfg["batch_size"], num_workers=cfg["data"]["num_workers"]))
+    model.eval()
+    correct = seen = 0
+    with torch.no_grad():
+        for clips, labels in test_loader:
+            preds = model(clips).argmax(1)
+            preds, labels = accelerator.gather_for_metrics((preds, labels))
+            correct += int((preds == labels).sum())
+            seen += labels.numel()
+    results["test_accuracy"] = correct / max(seen, 1)
+    accelerator.log({"test/accuracy": results["test_accuracy"]}, step=step)
+    accelerator.print(f"{cfg['name']}: clean test accuracy {results['test_accuracy']:.3f} on {seen} videos")
+
+# Every rank reports its mask digest: the saved run then shows that all ranks agreed.
+digest = sparsity.mask_digest().to(accelerator.device)
+digests = accelerator.gather(digest.unsqueeze(0)).cpu().tolist()
+accelerator.wait_for_everyone()
+if main:
+    unwrapped = accelerator.unwrap_model(model)
+    final = save_final(output_dir / "final", unwrapped, cfg, masks=sparsity.masks, stats=sparsity.stats())
+    (final / "run.json").write_text(json.dumps({**results, "mask_digests": digests}, indent=2))
+    accelerator.print(f"saved {final}")
+accelerator.end_training()

@@ -1,0 +1,90 @@
+"""recipes/eval_robustness.py end to end: two saved checkpoints, the synthetic dataset."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import vidsparse
+from vidsparse.checkpoint import save_final
+from vidsparse.data.datasets import ucf101_classes
+from vidsparse.robustness import metrics
+from vidsparse.robustness.report import accuracy_tables
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "recipes" / "eval_robustness.py"
+
+pytestmark = pytest.mark.slow
+
+
+def run_recipe(*args):
+    return subprocess.run([sys.executable, str(RECIPE), *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(synthetic_ucf101, tmp_path_factory):
+    """A dense and a RigL (half the conv weights masked) r3d_tiny with random weights."""
+    out = tmp_path_factory.mktemp("runs")
+    num_classes = len(ucf101_classes(synthetic_ucf101))
+    data = {"root": "elsewhere/when/trained", "layout": "ucf101", "fold": 1,
+            "frames_per_clip": 8, "sampling_rate": 2, "resize": 64, "crop_size": 56}
+    torch.manual_seed(0)
+    dirs = []
+    for name, sparsity in [("dense", {"method": "dense", "density": 1.0}),
+                           ("rigl", {"method": "rigl", "density": 0.5, "distribution": "uniform"})]:
+        model = vidsparse.create_model("r3d_tiny", num_classes=num_classes)
+        masks = {}
+        if name == "rigl":
+            masks = {n: torch.rand_like(p) < 0.5 for n, p in model.named_parameters() if p.ndim == 5}
+            with torch.no_grad():
+                for n, p in model.named_parameters():
+                    p.mul_(masks.get(n, 1))
+        config = {"name": name, "seed": 0, "output_dir": str(out / name),
+                  "model": {"name": "r3d_tiny", "num_classes": num_classes},
+                  "data": data, "sparsity": sparsity}
+        save_final(out / name / "final", model, config, masks=masks)
+        dirs.append(out / name)
+    return dirs
+
+
+def test_recipe_writes_report(synthetic_ucf101, checkpoints, tmp_path):
+    dense, rigl = checkpoints
+    report_dir = tmp_path / "report"
+    proc = run_recipe("--checkpoint", dense, "--checkpoint", rigl / "final",
+                      "--data", synthetic_ucf101, "--out", report_dir,
+                      "--corruptions", "fog,frame_drop", "--severities", "1,3",
+                      "--limit", 3, "--batch-size", 2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Dense" in proc.stdout and "RigL s=0.5" in proc.stdout
+    assert str(report_dir / "report.md") in proc.stdout
+    assert {p.name for p in report_dir.iterdir()} == {"report.md", "results.json",
+                                                      "accuracy_vs_severity.png"}
+
+    results = json.loads((report_dir / "results.json").read_text())
+    assert [m["label"] for m in results["methods"]] == ["Dense", "RigL s=0.5"]
+    assert [m["checkpoint"] for m in results["methods"]] == [str(dense), str(rigl / "final")]
+    assert results["dataset"]["num_videos"] == 3 and len(results["dataset"]["videos"]) == 3
+    assert results["dataset"]["root"] == str(synthetic_ucf101)
+    assert results["corruptions"] == {"fog": {"kind": "spatial", "severities": [1, 3]},
+                                      "frame_drop": {"kind": "temporal", "severities": [1, 3]}}
+    for method, table in zip(results["methods"], accuracy_tables(results).values()):
+        # every accuracy is a count out of 3 videos, and the headline numbers follow from them
+        cells = [table["clean"]] + [a for s in table["corrupted"].values() for a in s.values()]
+        assert all(round(3 * a) == pytest.approx(3 * a) for a in cells)
+        assert method["mPC"] == pytest.approx(metrics.mpc(table))
+        if table["clean"]:
+            assert method["rPC"] == pytest.approx(metrics.mpc(table) / table["clean"])
+    report = (report_dir / "report.md").read_text()
+    assert "## Dense" in report and "## RigL s=0.5" in report and "| frame_drop | temporal |" in report
+
+
+def test_recipe_unknown_corruption_is_a_clear_error(synthetic_ucf101, checkpoints, tmp_path):
+    proc = run_recipe("--checkpoint", checkpoints[0], "--data", synthetic_ucf101,
+                      "--out", tmp_path, "--corruptions", "fog,snowstorm")
+    assert proc.returncode != 0
+    assert "unknown corruption(s) snowstorm; known:" in proc.stderr and "fog" in proc.stderr
+    assert "Traceback" not in proc.stderr

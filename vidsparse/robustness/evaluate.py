@@ -1,0 +1,454 @@
+"""Top-1 accuracy of trained checkpoints on clean and corrupted test videos.
+
+Two sources of corrupted video, one pipeline:
+
+* on the fly (``corrupted=None``): decode each test video whole, ``corrupt`` it with a seed
+  derived from (seed, corruption, severity, ``Class/file``) exactly as corrupt_dataset.py
+  derives it, take the centred test clip, then the checkpoint's eval transform;
+* on disk (``corrupted=DIR``): the copies ``data_tools/corrupt_dataset.py`` wrote, one
+  complete UCF101-layout root per ``DIR/<corruption>/<severity>/``, read by the same dataset
+  class that reads the clean root — whole corrupted videos, centred test clip, transform.
+
+Corrupting the whole video before choosing the clip, with the same per-video seed, is what
+makes the two agree (bit for bit when corrupt_dataset.py wrote its default lossless FFV1),
+and it is the order in which temporal corruptions mean what they say.
+
+Every checkpoint sees the same clips: each batch is decoded (and corrupted) once and fed to
+all the models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from vidsparse.checkpoint import load_final
+from vidsparse.corruptions import SEVERITIES, corrupt, list_corruptions
+from vidsparse.data.clips import test_clip_indices
+from vidsparse.data.datasets import build_dataset
+from vidsparse.data.decode import read_video
+from vidsparse.data.transforms import build_transform
+from vidsparse.robustness import metrics
+
+# One or two corruptions per family, so that a default run covers noise, blur, weather,
+# digital, temporal and codec damage at five severities (9 x 5 = 45 passes over the test
+# split) instead of every registered corruption. Names missing from the registry are
+# skipped with a warning.
+DEFAULT_CORRUPTIONS = (
+    "gaussian_noise", "impulse_noise",    # noise (ImageNet-C)
+    "defocus_blur", "motion_blur",        # blur (ImageNet-C)
+    "fog", "contrast",                    # weather, digital (ImageNet-C)
+    "frame_drop", "freeze",               # temporal (Schiappa et al. 2023)
+    "h264_crf",                           # codec (Yi et al. 2021)
+)
+DEFAULT_SEVERITIES = tuple(SEVERITIES)
+
+# Keys of ``config["data"]`` that decide which pixels a model sees at test time; two
+# checkpoints can only share clips when these agree.
+EVAL_DATA_KEYS = ("layout", "fold", "frames_per_clip", "sampling_rate", "crop_size", "resize",
+                  "mean", "std")
+
+
+class Condition(NamedTuple):
+    """One pass over the test split: a corruption at a severity, or ``CLEAN``."""
+
+    corruption: str
+    severity: int
+
+    @property
+    def is_clean(self) -> bool:
+        return self == CLEAN
+
+
+CLEAN = Condition("clean", 0)
+
+
+@dataclass
+class Checkpoint:
+    """A model to evaluate and the config it was trained with (see ``checkpoint.load_final``)."""
+
+    path: str
+    model: torch.nn.Module
+    config: dict[str, Any]
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config["model"]["num_classes"])
+
+
+@dataclass
+class Evaluation:
+    """Predictions of every checkpoint on every condition, in the order of ``videos``.
+
+    ``predictions[i][condition]`` is an int array aligned with ``videos`` and ``labels``.
+    Everything a report needs is here; later metrics (flip rate, mCE) read the same arrays.
+    """
+
+    checkpoints: list[str]
+    configs: list[dict[str, Any]]
+    data_root: str
+    corrupted: str | None          # None: corrupted on the fly
+    seed: int | None               # corruption seed (on disk: from the manifest, if it says)
+    videos: list[str]              # paths relative to data_root
+    labels: np.ndarray
+    conditions: list[Condition]
+    predictions: list[dict[Condition, np.ndarray]]
+
+    def accuracies(self) -> list[dict[str, Any]]:
+        """One accuracy table per checkpoint, in the form ``metrics`` reads."""
+        return [accuracy_table(preds, self.labels) for preds in self.predictions]
+
+
+def evaluate(
+    checkpoints: Sequence[str | os.PathLike | Checkpoint],
+    data_root: str | os.PathLike,
+    corrupted: str | os.PathLike | None = None,
+    corruptions: Sequence[str] | None = None,
+    severities: Sequence[int] | None = None,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    seed: int = 0,
+    limit: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> Evaluation:
+    """Evaluate checkpoints on the clean test split and on each (corruption, severity).
+
+    Args:
+        checkpoints: run output directories (or their ``final/``), or ready ``Checkpoint``s.
+        data_root: the clean dataset root; the data config (clip length, crop, fold) comes
+            from the first checkpoint, and all must agree on it.
+        corrupted: ``corrupt_dataset.py``'s output directory; ``None`` corrupts on the fly.
+        corruptions, severities: what to run; default ``DEFAULT_CORRUPTIONS`` x 1..5 on the
+            fly, or everything found on disk.
+        seed: the seed of on-the-fly corruption (each video gets its own, see ``video_seed``);
+            on disk the copies already hold theirs.
+        limit: evaluate at most this many test videos, spread evenly over the split.
+
+    Example:
+        >>> ev = evaluate(["runs/dense", "runs/rigl"], "data/ucf101",
+        ...               corruptions=["fog"], severities=[1, 3], limit=50)
+        >>> [metrics.summarize(acc)["mPC"] for acc in ev.accuracies()]
+        [0.41, 0.46]
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    loaded = [c if isinstance(c, Checkpoint) else load_checkpoint(c, device) for c in checkpoints]
+    if not loaded:
+        raise ValueError("evaluate: no checkpoints given")
+    data_cfg = shared_data_config(loaded, data_root)
+    if corrupted is None:
+        conditions = on_the_fly_conditions(corruptions, severities)
+    else:
+        conditions = on_disk_conditions(corrupted, corruptions, severities)
+        seed = read_manifest(corrupted).get("settings", {}).get("seed")
+
+    transform = build_transform(data_cfg, train=False)
+    clean = build_dataset(data_cfg, "test", transform)
+    check_num_classes(loaded, clean, data_root)
+    videos = [relative_path(path, data_root) for path, _ in clean.samples]
+    keep = subset_indices(len(videos), limit)
+    videos = [videos[i] for i in keep]
+    labels = np.array([int(clean.samples[i][1]) for i in keep])
+
+    def dataset_for(condition: Condition) -> Dataset:
+        if condition.is_clean:
+            return Subset(clean, keep)
+        if corrupted is None:
+            return OnTheFlyCorrupted(clean, [clean.samples[i] for i in keep], condition, seed,
+                                     transform)
+        return on_disk_subset(corrupted, condition, data_cfg, transform, videos)
+
+    models = [c.model.to(device).eval() for c in loaded]
+    predictions = predict_conditions(models, conditions, dataset_for, labels, batch_size,
+                                     num_workers, device, progress)
+    return Evaluation(
+        checkpoints=[str(c.path) for c in loaded], configs=[c.config for c in loaded],
+        data_root=str(data_root), corrupted=None if corrupted is None else str(corrupted),
+        seed=seed, videos=videos, labels=labels, conditions=conditions, predictions=predictions,
+    )
+
+
+# --- checkpoints -----------------------------------------------------------------------
+
+def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
+    """``load_final`` plus the masks re-applied, with errors that name the directory."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
+    model, config, masks = load_final(directory, device=device)
+    apply_masks_(model, masks, directory)
+    return Checkpoint(str(directory), model, config, masks)
+
+
+@torch.no_grad()
+def apply_masks_(model: torch.nn.Module, masks: dict[str, torch.Tensor], where: Any = "") -> None:
+    """Zero the pruned weights. ``save_final`` already stores them as zeros; doing it again
+    costs nothing and guards against a checkpoint edited by hand."""
+    params = dict(model.named_parameters())
+    unknown = sorted(set(masks) - set(params))
+    if unknown:
+        raise ValueError(f"{where}: masks name parameters the model does not have: {unknown[:5]}")
+    for name, mask in masks.items():
+        params[name].mul_(mask.to(params[name].device, params[name].dtype))
+
+
+def shared_data_config(checkpoints: Sequence[Checkpoint], data_root: str | os.PathLike) -> dict:
+    """The first checkpoint's data config with ``root`` replaced; raise if another checkpoint
+    would see different test clips (clip length, sampling rate, crop, ...)."""
+    first = checkpoints[0]
+    base = dict(first.config.get("data", {}))
+    for other in checkpoints[1:]:
+        theirs = other.config.get("data", {})
+        for key in EVAL_DATA_KEYS:
+            if base.get(key) != theirs.get(key):
+                raise ValueError(
+                    f"checkpoints {first.path} and {other.path} differ in data.{key} "
+                    f"({base.get(key)!r} vs {theirs.get(key)!r}); they cannot be evaluated on "
+                    "the same clips — evaluate them in separate runs")
+    base["root"] = str(data_root)
+    return base
+
+
+def check_num_classes(checkpoints: Sequence[Checkpoint], dataset: Any, data_root: Any) -> None:
+    n = dataset_num_classes(dataset)
+    for c in checkpoints:
+        if c.num_classes != n:
+            raise ValueError(f"checkpoint {c.path} predicts {c.num_classes} classes but the "
+                             f"dataset at {data_root} has {n}")
+
+
+def dataset_num_classes(dataset: Any) -> int:
+    if hasattr(dataset, "classes"):
+        return len(dataset.classes)
+    if hasattr(dataset, "num_classes"):
+        return int(dataset.num_classes)
+    return 1 + max(int(label) for _, label in dataset.samples)
+
+
+# --- which conditions ------------------------------------------------------------------
+
+def on_the_fly_conditions(corruptions: Sequence[str] | None,
+                          severities: Sequence[int] | None) -> list[Condition]:
+    """Clean first, then each (corruption, severity); unknown names raise listing the known."""
+    known = list_corruptions()
+    if corruptions is None:
+        corruptions = [c for c in DEFAULT_CORRUPTIONS if c in known]
+        missing = [c for c in DEFAULT_CORRUPTIONS if c not in known]
+        if missing:
+            warnings.warn(f"default corruptions not registered, skipped: {', '.join(missing)}")
+        if not corruptions:
+            raise ValueError(f"none of the default corruptions is registered; known: "
+                             f"{', '.join(sorted(known)) or '(none)'}")
+    unknown = [c for c in corruptions if c not in known]
+    if unknown:
+        raise ValueError(f"unknown corruption(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(known)) or '(none)'}")
+    severities = DEFAULT_SEVERITIES if severities is None else tuple(severities)
+    bad = [s for s in severities if s not in SEVERITIES]
+    if bad:
+        raise ValueError(f"severities must be among {tuple(SEVERITIES)}, got {bad}")
+    return _with_clean(corruptions, {c: severities for c in corruptions})
+
+
+def on_disk_conditions(corrupted: str | os.PathLike, corruptions: Sequence[str] | None,
+                       severities: Sequence[int] | None) -> list[Condition]:
+    """The (corruption, severity) pairs found under ``corrupted``, filtered by the request;
+    asking for one that was not written raises, listing what was."""
+    found = discover_corrupted(corrupted)
+    if not found:
+        raise FileNotFoundError(f"{corrupted} holds no corrupted dataset "
+                                "(expected <corruption>/<severity>/ folders or manifest.json)")
+    names = list(found) if corruptions is None else list(corruptions)
+    available = "; ".join(f"{c}: {','.join(map(str, s))}" for c, s in found.items())
+    unknown = [c for c in names if c not in found]
+    if unknown:
+        raise ValueError(f"corruption(s) {', '.join(unknown)} not found under {corrupted}; "
+                         f"available: {available}")
+    chosen = {}
+    for name in names:
+        wanted = found[name] if severities is None else list(severities)
+        missing = [s for s in wanted if s not in found[name]]
+        if missing:
+            raise ValueError(f"{name} severity {missing} not found under {corrupted}; "
+                             f"available: {available}")
+        chosen[name] = wanted
+    return _with_clean(names, chosen)
+
+
+def _with_clean(names: Iterable[str], severities: dict[str, Sequence[int]]) -> list[Condition]:
+    return [CLEAN] + [Condition(n, int(s)) for n in names for s in severities[n]]
+
+
+def discover_corrupted(corrupted: str | os.PathLike) -> dict[str, list[int]]:
+    """``{corruption: [severities]}`` written under ``corrupted``.
+
+    Read from ``manifest.json`` when it exists (each entry names a corruption and a
+    severity), else from the ``<corruption>/<severity>/`` directory names. Either way a
+    pair counts only if its directory exists.
+    """
+    root = Path(corrupted)
+    pairs = {(str(e["corruption"]), int(e["severity"]))
+             for e in read_manifest(root).get("files", [])} or {
+        (d.parent.name, int(d.name)) for d in root.glob("*/*")
+        if d.is_dir() and re.fullmatch(r"\d+", d.name)}
+    pairs = {(c, s) for c, s in pairs if (root / c / str(s)).is_dir()}
+    found: dict[str, list[int]] = {}
+    for name, severity in sorted(pairs):
+        found.setdefault(name, []).append(severity)
+    return found
+
+
+def read_manifest(corrupted: str | os.PathLike) -> dict[str, Any]:
+    """corrupt_dataset.py's ``manifest.json`` (``{"settings": ..., "files": [...]}``), or
+    ``{}`` when there is none (copies made by other means)."""
+    path = Path(corrupted) / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+# --- datasets --------------------------------------------------------------------------
+
+def video_seed(seed: int, corruption: str, severity: int, source: str) -> int:
+    """The seed a video is corrupted with; ``source`` is ``"Class/file"``.
+
+    The same on every machine and in every worker process (``hash()`` is salted per
+    process), and the same derivation as ``data_tools/corrupt_dataset.py::video_seed``, so
+    corrupting on the fly reproduces the copies that tool writes.
+
+    Example:
+        >>> video_seed(0, "fog", 3, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi")
+        10838482858409462411
+    """
+    key = f"{seed}\0{corruption}\0{severity}\0{source}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
+
+
+def source_name(path: str | os.PathLike) -> str:
+    """``Class/file``: how corrupt_dataset.py names a video when it derives its seed."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}"
+
+
+class OnTheFlyCorrupted(Dataset):
+    """Test clips of corrupted videos: decode whole, corrupt, centred clip, transform.
+
+    ``clean`` is the clean test dataset; its clip length, sampling rate and decoding backend
+    are used so that the clips are the ones the on-disk path would choose.
+    """
+
+    def __init__(self, clean: Any, samples: Sequence[tuple[str, int]], condition: Condition,
+                 seed: int, transform: Callable | None):
+        self.samples = list(samples)
+        self.condition = condition
+        self.seed = seed
+        self.transform = transform
+        self.frames_per_clip = clean.frames_per_clip
+        self.sampling_rate = clean.sampling_rate
+        self.backend = getattr(clean, "backend", "pyav")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, label = self.samples[index]
+        video, _ = read_video(path, backend=self.backend)
+        name, severity = self.condition
+        video = corrupt(torch.from_numpy(video), name, severity,
+                        seed=video_seed(self.seed, name, severity, source_name(path)))
+        clip = video[test_clip_indices(video.shape[0], self.frames_per_clip, self.sampling_rate)]
+        return (clip if self.transform is None else self.transform(clip)), label
+
+
+def on_disk_subset(corrupted: str | os.PathLike, condition: Condition, data_cfg: dict,
+                   transform: Callable | None, videos: Sequence[str]) -> Dataset:
+    """The corrupted root of ``condition``, restricted to and ordered like ``videos``."""
+    root = Path(corrupted) / condition.corruption / str(condition.severity)
+    dataset = build_dataset({**data_cfg, "root": str(root)}, "test", transform)
+    index = {relative_path(p, root): i for i, (p, _) in enumerate(dataset.samples)}
+    missing = [v for v in videos if v not in index]
+    if missing:
+        raise FileNotFoundError(f"{root} lacks {len(missing)} test video(s) of the clean split, "
+                                f"e.g. {missing[0]}")
+    return Subset(dataset, [index[v] for v in videos])
+
+
+def relative_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def subset_indices(n: int, limit: int | None) -> list[int]:
+    """All of ``range(n)``, or ``limit`` indices spread evenly over it: test lists are sorted
+    by class, so the first ``limit`` videos would all be one class."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    return sorted({int(i) for i in np.linspace(0, n - 1, limit).round()})
+
+
+# --- inference -------------------------------------------------------------------------
+
+@torch.no_grad()
+def predict(models: Sequence[torch.nn.Module], loader: Iterable, device: torch.device | str = "cpu",
+            on_batch: Callable[[], None] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Top-1 predictions of each model on every batch of ``loader`` (``(clips, labels)``).
+
+    Returns ``([predictions per model], labels)``; each batch is moved to ``device`` once
+    and shared by all the models.
+    """
+    preds: list[list[np.ndarray]] = [[] for _ in models]
+    labels: list[np.ndarray] = []
+    for clips, batch_labels in loader:
+        clips = clips.to(device, non_blocking=True)
+        for out, model in zip(preds, models):
+            out.append(model(clips).argmax(dim=1).cpu().numpy())
+        labels.append(np.asarray(batch_labels))
+        if on_batch is not None:
+            on_batch()
+    return [np.concatenate(p) for p in preds], np.concatenate(labels)
+
+
+def predict_conditions(models, conditions, dataset_for, labels, batch_size, num_workers,
+                       device, progress) -> list[dict[Condition, np.ndarray]]:
+    """Run :func:`predict` for each condition; check each pass saw the expected labels."""
+    loaders = {c: DataLoader(dataset_for(c), batch_size=batch_size, shuffle=False,
+                             num_workers=num_workers, pin_memory=device.type == "cuda")
+               for c in conditions}
+    out: list[dict[Condition, np.ndarray]] = [{} for _ in models]
+    with tqdm(total=sum(len(loader) for loader in loaders.values()), disable=not progress,
+              unit="batch", desc="robustness") as bar:
+        for condition, loader in loaders.items():
+            bar.set_postfix_str(condition_name(condition))
+            preds, seen = predict(models, loader, device, on_batch=lambda: bar.update(1))
+            if not np.array_equal(seen, labels):
+                raise RuntimeError(f"{condition_name(condition)}: the test videos came back with "
+                                   "other labels than the clean split's; is the corrupted copy "
+                                   "of the same dataset and fold?")
+            for table, p in zip(out, preds):
+                table[condition] = p
+    return out
+
+
+def condition_name(condition: Condition) -> str:
+    return "clean" if condition.is_clean else f"{condition.corruption} s{condition.severity}"
+
+
+def accuracy_table(predictions: dict[Condition, np.ndarray], labels: np.ndarray) -> dict[str, Any]:
+    """``{"clean": acc, "corrupted": {name: {severity: acc}}}`` from per-condition predictions."""
+    table: dict[str, Any] = {"clean": metrics.accuracy(predictions[CLEAN], labels), "corrupted": {}}
+    for condition, preds in predictions.items():
+        if not condition.is_clean:
+            table["corrupted"].setdefault(condition.corruption, {})[condition.severity] = \
+                metrics.accuracy(preds, labels)
+    return table
