@@ -1,4 +1,7 @@
-"""Video corruptions: spatial (temporally consistent), temporal and codec."""
+"""Video corruptions: spatial (temporally consistent), temporal and codec.
+
+Importing this package registers every corruption; ``list_corruptions()`` names them.
+"""
 
 from vidsparse.corruptions.registry import (
     CORRUPTIONS,
@@ -7,6 +10,10 @@ from vidsparse.corruptions.registry import (
     corrupt,
     list_corruptions,
     register_corruption,
+    source_name,
+    video_seed,
 )
+from vidsparse.corruptions import codec, spatial, temporal  # noqa: F401  (importing registers them)
 
-__all__ = ["CORRUPTIONS", "KINDS", "SEVERITIES", "corrupt", "list_corruptions", "register_corruption"]
+__all__ = ["CORRUPTIONS", "KINDS", "SEVERITIES", "corrupt", "list_corruptions", "register_corruption",
+           "source_name", "video_seed"]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import os
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -20,7 +24,8 @@ def register_corruption(name: str, kind: str) -> Callable:
 
     ``video`` is a uint8 ``T x H x W x C`` torch tensor; ``rng`` is a ``numpy.random.Generator``
     seeded from the caller's seed. The function returns a uint8 ``T' x H x W x C`` tensor
-    (``T' == T`` unless the corruption is temporal).
+    (``T' == T`` unless the corruption is temporal). Options are keyword-only arguments with
+    defaults; :func:`corrupt` rejects any other name, listing the accepted ones.
     """
     if kind not in KINDS:
         raise ValueError(f"corruption kind must be one of {KINDS}, got {kind!r}")
@@ -40,7 +45,9 @@ def corrupt(video: Any, name: str, severity: int = 3, seed: int = 0, **options: 
 
     Returns the same type (numpy array or torch tensor) and dtype; spatial and codec
     corruptions keep the shape, temporal ones may change ``T``. The same (video, name,
-    severity, seed) gives the same output.
+    severity, seed) gives the same output. ``options`` are per corruption, e.g.
+    ``temporal="iid"`` for a new noise pattern on every frame (default ``"static"``); an
+    unknown option raises a ``TypeError`` that lists the accepted ones.
 
     Example:
         >>> clip = np.zeros((8, 64, 64, 3), np.uint8)
@@ -50,24 +57,60 @@ def corrupt(video: Any, name: str, severity: int = 3, seed: int = 0, **options: 
     fn = CORRUPTIONS.get(name)
     if severity not in SEVERITIES:
         raise ValueError(f"corrupt({name!r}): severity must be one of {SEVERITIES}, got {severity!r}")
+    _check_options(name, fn, options)
     is_numpy = isinstance(video, np.ndarray)
-    tensor = torch.from_numpy(video) if is_numpy else video
+    tensor = torch.from_numpy(np.ascontiguousarray(video)) if is_numpy else video
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"corrupt({name!r}): expected a numpy array or torch tensor, got {type(video)}")
     if tensor.dtype != torch.uint8 or tensor.ndim not in (4, 5) or tensor.shape[-1] not in (1, 3):
         raise ValueError(f"corrupt({name!r}): expected uint8 T x H x W x C (C = 1 or 3) or a batch "
                          f"of them, got {tensor.dtype} {tuple(tensor.shape)}")
+    keeps_length = CORRUPTIONS.meta(name)["kind"] != "temporal"
     if tensor.ndim == 5:
         # Each clip of a batch gets its own stream, derived from (seed, index).
-        outs = [_one(fn, clip, severity, [seed, i], options) for i, clip in enumerate(tensor)]
+        outs = [_one(fn, clip, severity, [seed, i], options, keeps_length)
+                for i, clip in enumerate(tensor)]
         out = torch.stack(outs)
     else:
-        out = _one(fn, tensor, severity, seed, options)
+        out = _one(fn, tensor, severity, seed, options, keeps_length)
     return out.numpy() if is_numpy else out
 
 
-def _one(fn, clip: torch.Tensor, severity: int, seed, options) -> torch.Tensor:
+def video_seed(seed: int, corruption: str, severity: int, source: str) -> int:
+    """The seed one video of a dataset is corrupted with; ``source`` names it (``"Class/file"``).
+
+    A 64-bit value that depends only on its arguments (``hash()`` is salted per process), so a
+    tool that writes corrupted copies and an evaluation that corrupts on the fly, in any
+    worker, on any machine, produce the same clip.
+
+    Example:
+        >>> video_seed(0, "fog", 3, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi")
+        10838482858409462411
+    """
+    key = f"{seed}\0{corruption}\0{severity}\0{source}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
+
+
+def source_name(path: str | os.PathLike) -> str:
+    """``Class/file``: the name a dataset video's corruption seed is keyed on."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}"
+
+
+def _check_options(name: str, fn: Callable, options: dict[str, Any]) -> None:
+    accepted = [p.name for p in inspect.signature(fn).parameters.values()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"corrupt({name!r}): unknown option(s) {', '.join(unknown)}; "
+                        f"{name} accepts: {', '.join(accepted) or 'no options'}")
+
+
+def _one(fn, clip: torch.Tensor, severity: int, seed, options, keeps_length: bool) -> torch.Tensor:
     rng = np.random.default_rng(seed)
     out = fn(clip, severity, rng, **options)
     assert out.dtype == torch.uint8, f"{fn.__name__} returned {out.dtype}"
+    kept = 0 if keeps_length else 1  # a temporal corruption may change T, nothing else
+    assert out.shape[kept:] == clip.shape[kept:], \
+        f"{fn.__name__} returned shape {tuple(out.shape)} for {tuple(clip.shape)}"
     return out

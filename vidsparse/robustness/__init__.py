@@ -15,7 +15,6 @@ from vidsparse.robustness.evaluate import (
     Evaluation,
     evaluate,
     load_checkpoint,
-    video_seed,
 )
 from vidsparse.robustness.metrics import accuracy, mpc, relative_improvement, rpc, summarize
 from vidsparse.robustness.report import method_label, read_results, summary_table, write_report
@@ -37,6 +36,5 @@ __all__ = [
     "rpc",
     "summarize",
     "summary_table",
-    "video_seed",
     "write_report",
 ]

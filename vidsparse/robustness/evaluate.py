@@ -19,7 +19,6 @@ all the models.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -34,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from vidsparse.checkpoint import load_final
-from vidsparse.corruptions import SEVERITIES, corrupt, list_corruptions
+from vidsparse.corruptions import SEVERITIES, corrupt, list_corruptions, source_name, video_seed
 from vidsparse.data.clips import test_clip_indices
 from vidsparse.data.datasets import build_dataset
 from vidsparse.data.decode import read_video
@@ -318,27 +317,6 @@ def read_manifest(corrupted: str | os.PathLike) -> dict[str, Any]:
 
 
 # --- datasets --------------------------------------------------------------------------
-
-def video_seed(seed: int, corruption: str, severity: int, source: str) -> int:
-    """The seed a video is corrupted with; ``source`` is ``"Class/file"``.
-
-    The same on every machine and in every worker process (``hash()`` is salted per
-    process), and the same derivation as ``data_tools/corrupt_dataset.py::video_seed``, so
-    corrupting on the fly reproduces the copies that tool writes.
-
-    Example:
-        >>> video_seed(0, "fog", 3, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi")
-        10838482858409462411
-    """
-    key = f"{seed}\0{corruption}\0{severity}\0{source}".encode()
-    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
-
-
-def source_name(path: str | os.PathLike) -> str:
-    """``Class/file``: how corrupt_dataset.py names a video when it derives its seed."""
-    path = Path(path)
-    return f"{path.parent.name}/{path.name}"
-
 
 class OnTheFlyCorrupted(Dataset):
     """Test clips of corrupted videos: decode whole, corrupt, centred clip, transform.
