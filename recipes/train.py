@@ -60,7 +60,9 @@ if accelerator.device.type == "cpu":
 set_seed(cfg["seed"])
 main = accelerator.is_main_process
 
-train_set = build_dataset(cfg["data"], "train", build_transform(cfg["data"], train=True))
+# Clip positions and crops come from an RNG keyed on (seed, epoch, index): the same on any
+# number of processes and loader workers.
+train_set = build_dataset({**cfg["data"], "seed": cfg["seed"]}, "train", build_transform(cfg["data"], train=True))
 if cfg["model"]["num_classes"] is None:
     cfg["model"]["num_classes"] = train_set.num_classes
 elif cfg["model"]["num_classes"] != train_set.num_classes:

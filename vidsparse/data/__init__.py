@@ -1,0 +1,46 @@
+"""Video data: decoding, clip sampling, transforms, datasets and the embedded synthetic set."""
+
+from vidsparse.data.clips import clip_span, test_clip_indices, train_clip_indices
+from vidsparse.data.datasets import (
+    DATASETS,
+    UCF101,
+    DatasetFormatError,
+    build_dataset,
+    ucf101_classes,
+    ucf101_index,
+)
+from vidsparse.data.decode import VideoDecodeError, read_frames, read_video, video_info, write_video
+from vidsparse.data.synthetic import (
+    MOTIONS,
+    SyntheticConfigError,
+    list_motions,
+    make_synthetic,
+    synthetic_video,
+)
+from vidsparse.data.transforms import KINETICS_MEAN, KINETICS_STD, VideoTransform, build_transform
+
+__all__ = [
+    "DATASETS",
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "MOTIONS",
+    "UCF101",
+    "DatasetFormatError",
+    "SyntheticConfigError",
+    "VideoDecodeError",
+    "VideoTransform",
+    "build_dataset",
+    "build_transform",
+    "clip_span",
+    "list_motions",
+    "make_synthetic",
+    "read_frames",
+    "read_video",
+    "synthetic_video",
+    "test_clip_indices",
+    "train_clip_indices",
+    "ucf101_classes",
+    "ucf101_index",
+    "video_info",
+    "write_video",
+]

@@ -1,0 +1,437 @@
+"""An embedded video dataset whose classes differ only by motion.
+
+No real UCF101 or Kinetics can be downloaded where vidsparse is developed, so tests, the demo
+and the corruption tools run on generated videos written as real files in the published
+layouts; the loaders that read them are the ones that read the real datasets.
+
+Each video shows textured objects over a textured background. Everything a single frame
+shows (textures, colours, shapes, sizes, starting positions, speeds) is drawn from an RNG
+keyed on ``(seed, video index within class)`` and never on the class: video ``k`` of
+``MoveLeft`` and video ``k`` of ``MoveRight`` have the same first frame and differ only in
+how it moves. Motion wraps around the frame edges (the frame is a torus) and zoom cycles
+through a fixed range of scales (fading out and in where the cycle restarts), so at *every* time step the distribution of what one frame
+shows is the same for every class: a model must look at several frames to beat chance.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from vidsparse.data.decode import write_video
+from vidsparse.registry import Registry
+
+DEFAULT_SIZE = (80, 64)  # (width, height): a 64-pixel short side, what VideoTransform resizes to
+DEFAULT_FRAMES = 32
+DEFAULT_FPS = 25.0
+
+# FFmpeg's MPEG-4 encoder defaults to 200 kb/s rate control, which on these densely textured
+# frames smears the mid-frequency detail (about 23 dB PSNR); a fixed quantiser of 3 keeps
+# about 32 dB, so the clean dataset is clean and codec corruptions have room to act.
+AVI_OPTIONS = {"qmin": "3", "qmax": "3"}
+
+# UCF101 split 1 tests on groups g01-g07 of 25 (Soomro et al. 2012, ucfTrainTestlist).
+UCF101_TEST_FRACTION = 7 / 25
+# UCF101 has 4-7 clips per group.
+MAX_CLIPS_PER_GROUP = 7
+
+# Sizes and speeds are in pixels of a 64-pixel short side and scale with the frame.
+_REFERENCE_SIDE = 64.0
+_OBJECTS_PER_VIDEO = (3, 4)
+_OBJECT_HALF_SIZE = (11.0, 15.0)
+_OBJECT_ASPECT = (0.5, 0.9)  # elongated, so rotation shows in the outline too
+# Mid-frequency detail (5-9 cycles across the frame): noise, blur and fog all change it.
+_OBJECT_WAVELENGTH = (7.0, 11.0)
+_BACKGROUND_WAVELENGTH = (8.0, 14.0)
+# Pixels per frame. Clips sampled every 2nd frame then move 3.5-5 px per step, at most half
+# the texture wavelength: faster, the texture aliases (seems to stand still or go backwards)
+# and r3d_tiny misclassified some vertical movers in our trials.
+_SPEED = (1.75, 2.5)
+_SPIN = (math.radians(6.0), math.radians(10.0))  # radians per frame
+_ZOOM_PERIOD = (28.0, 40.0)  # frames per grow (or shrink) cycle
+_LOG_SCALE = (math.log(0.65), math.log(1.35))
+# An object fades out at the end of its zoom cycle and back in at the start: a sudden jump
+# from largest to smallest would itself look like motion (a shrink inside ZoomIn).
+_ZOOM_FADE = 0.1
+
+
+class SyntheticConfigError(ValueError):
+    """A bad argument to :func:`make_synthetic`; ``option`` names the argument."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"{option}: {message}")
+        self.option = option
+
+
+@dataclass(frozen=True)
+class Motion:
+    """How every object of a video moves; the name is the class name.
+
+    ``direction`` is a unit vector in image axes (x right, y down), ``spin`` is +1 for
+    clockwise on screen, ``zoom`` is +1 for growing objects.
+    """
+
+    name: str
+    direction: tuple[float, float] = (0.0, 0.0)
+    spin: int = 0
+    zoom: int = 0
+
+
+# Sorted by name, like UCF101's classInd.txt; ``classes=N`` takes the first N.
+MOTIONS: tuple[Motion, ...] = tuple(sorted([
+    Motion("MoveRight", direction=(1.0, 0.0)),
+    Motion("MoveLeft", direction=(-1.0, 0.0)),
+    Motion("MoveUp", direction=(0.0, -1.0)),
+    Motion("MoveDown", direction=(0.0, 1.0)),
+    Motion("RotateClockwise", spin=1),
+    Motion("RotateCounterClockwise", spin=-1),
+    Motion("ZoomIn", zoom=1),
+    Motion("ZoomOut", zoom=-1),
+], key=lambda m: m.name))
+_MOTIONS_BY_NAME = {m.name: m for m in MOTIONS}
+
+
+def list_motions() -> list[str]:
+    """Class names the generator knows, in class-index order."""
+    return [m.name for m in MOTIONS]
+
+
+def get_motion(name: str | Motion) -> Motion:
+    if isinstance(name, Motion):
+        return name
+    try:
+        return _MOTIONS_BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown motion {name!r}; known: {', '.join(list_motions())}") from None
+
+
+class ObjectState(NamedTuple):
+    x: float
+    y: float
+    angle: float  # radians, clockwise on screen
+    scale: float
+    opacity: float
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One textured object; everything here is drawn independently of the class."""
+
+    texture: np.ndarray  # S x S x 3 float32 in [0, 1], object-local pixels
+    box: bool  # a rectangle, else an ellipse
+    half: tuple[float, float]  # half extents along the object's own x and y axes
+    start: tuple[float, float]  # centre (x, y) at frame 0
+    speed: float  # pixels per frame, along the motion's direction
+    angle: float  # radians at frame 0
+    spin_rate: float  # radians per frame
+    scale_phase: float  # position in the zoom cycle at frame 0, in [0, 1)
+    zoom_rate: float  # zoom cycles per frame
+
+    def state(self, motion: Motion, t: float, size: tuple[int, int]) -> ObjectState:
+        """Pose at frame ``t`` under ``motion``; positions wrap around the frame edges.
+
+        Scale and opacity are functions of the zoom phase alone, and the phase at frame 0 is
+        uniform, so every class shows the same distribution of sizes in any one frame.
+        """
+        width, height = size
+        x = (self.start[0] + motion.direction[0] * self.speed * t) % width
+        y = (self.start[1] + motion.direction[1] * self.speed * t) % height
+        angle = self.angle + motion.spin * self.spin_rate * t
+        phase = (self.scale_phase + motion.zoom * self.zoom_rate * t) % 1.0
+        scale = math.exp(_LOG_SCALE[0] + phase * (_LOG_SCALE[1] - _LOG_SCALE[0]))
+        opacity = min(1.0, phase / _ZOOM_FADE, (1.0 - phase) / _ZOOM_FADE)
+        return ObjectState(x, y, angle, scale, opacity)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The appearance of one video: a static background and the objects on it."""
+
+    background: np.ndarray  # H x W x 3 float32 in [0, 1]
+    objects: tuple[SceneObject, ...]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.background.shape[1], self.background.shape[0]
+
+
+def draw_scene(index: int, seed: int = 0, size: tuple[int, int] = DEFAULT_SIZE) -> Scene:
+    """The appearance of video ``index``; the RNG is keyed on ``(seed, index)`` only."""
+    width, height = size
+    rng = np.random.default_rng([seed, index])
+    unit = min(width, height) / _REFERENCE_SIDE
+    base = rng.uniform(0.2, 0.6, size=3)
+    background = _texture(rng, height, width, rng.uniform(*_BACKGROUND_WAVELENGTH) * unit,
+                          base - 0.15, base + 0.15)
+    count = int(rng.integers(_OBJECTS_PER_VIDEO[0], _OBJECTS_PER_VIDEO[1] + 1))
+    # Starts spread like a Latin square (one object per column band and per row band) so a
+    # centre crop always holds some object: with uniform starts, every object of a video
+    # moving up or down could stay in the strips a crop cuts off. Each start is still
+    # uniform over the frame.
+    xs = (rng.uniform() + (np.arange(count) + rng.uniform(-0.3, 0.3, count)) / count) % 1.0
+    ys = (rng.uniform() + (rng.permutation(count) + rng.uniform(-0.3, 0.3, count)) / count) % 1.0
+    objects = []
+    for i in range(count):
+        a = rng.uniform(*_OBJECT_HALF_SIZE) * unit
+        b = a * rng.uniform(*_OBJECT_ASPECT)
+        # Room for the largest scale plus the bilinear footprint.
+        side = 2 * math.ceil(a * math.exp(_LOG_SCALE[1]) * math.sqrt(2)) + 3
+        dark = rng.uniform(0.0, 0.35, size=3)
+        bright = rng.uniform(0.65, 1.0, size=3)
+        texture = _texture(rng, side, side, rng.uniform(*_OBJECT_WAVELENGTH) * unit, dark, bright)
+        objects.append(SceneObject(
+            texture=texture,
+            box=bool(rng.random() < 0.5),
+            half=(a, b),
+            start=(xs[i] * width, ys[i] * height),
+            speed=rng.uniform(*_SPEED) * unit,
+            angle=rng.uniform(0, 2 * math.pi),
+            spin_rate=rng.uniform(*_SPIN),
+            scale_phase=rng.uniform(0, 1),
+            zoom_rate=1.0 / rng.uniform(*_ZOOM_PERIOD),
+        ))
+    return Scene(background.astype(np.float32), tuple(objects))
+
+
+def render(scene: Scene, motion: str | Motion, frames: int = DEFAULT_FRAMES) -> np.ndarray:
+    """Frames ``0..frames-1`` of ``scene`` moving by ``motion``, as uint8 ``T x H x W x 3``."""
+    motion = get_motion(motion)
+    width, height = scene.size
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+    out = np.empty((frames, height, width, 3), dtype=np.uint8)
+    for t in range(frames):
+        image = scene.background.copy()
+        for obj in scene.objects:
+            _paint(image, obj, obj.state(motion, t, (width, height)), xs, ys)
+        out[t] = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    return out
+
+
+def synthetic_video(
+    motion: str | Motion,
+    index: int,
+    seed: int = 0,
+    frames: int = DEFAULT_FRAMES,
+    size: tuple[int, int] = DEFAULT_SIZE,
+) -> np.ndarray:
+    """Video ``index`` of class ``motion`` as uint8 ``T x H x W x 3`` (before any encoding).
+
+    Example:
+        >>> a = synthetic_video("MoveLeft", index=3, seed=0)
+        >>> b = synthetic_video("MoveRight", index=3, seed=0)
+        >>> a.shape, bool((a[0] == b[0]).all()), bool((a[1] == b[1]).all())
+        ((32, 64, 80, 3), True, False)
+    """
+    return render(draw_scene(index, seed, size), motion, frames)
+
+
+def _texture(rng: np.random.Generator, height: int, width: int, wavelength: float,
+             low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Band-pass noise around ``wavelength`` pixels, mapped between two colours."""
+    noise = rng.standard_normal((height, width))
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    radius = np.sqrt(fx**2 + fy**2)
+    centre = 1.0 / wavelength
+    band = np.exp(-0.5 * ((radius - centre) / (0.35 * centre)) ** 2)
+    field = np.fft.irfft2(np.fft.rfft2(noise) * band, s=(height, width))
+    field = np.tanh(1.5 * field / (field.std() + 1e-8))  # saturate: crisp, high-contrast detail
+    mix = (field[..., None] + 1.0) / 2.0
+    return np.clip(low + (high - low) * mix, 0.0, 1.0).astype(np.float32)
+
+
+def _paint(image: np.ndarray, obj: SceneObject, state: ObjectState, xs: np.ndarray,
+           ys: np.ndarray) -> None:
+    """Composite ``obj`` at ``state`` into ``image`` in place, with a one-pixel soft edge."""
+    cx, cy, angle, scale, opacity = state
+    height, width = image.shape[:2]
+    # Shortest offset on the torus, so objects leaving one edge come back at the other.
+    dx = (xs - cx + width / 2) % width - width / 2
+    dy = (ys - cy + height / 2) % height - height / 2
+    cos, sin = math.cos(angle), math.sin(angle)
+    # Inverse of "rotate by angle (clockwise on screen, y down), then scale".
+    qx = (cos * dx + sin * dy) / scale
+    qy = (-sin * dx + cos * dy) / scale
+    a, b = obj.half
+    if obj.box:
+        dist = np.maximum(np.abs(qx) - a, np.abs(qy) - b)
+    else:
+        dist = (np.sqrt((qx / a) ** 2 + (qy / b) ** 2) - 1.0) * min(a, b)
+    alpha = np.clip(0.5 - dist * scale, 0.0, 1.0) * opacity
+    inside = alpha > 0
+    if not inside.any():
+        return
+    centre = (obj.texture.shape[0] - 1) / 2.0
+    colour = _bilinear(obj.texture, qx[inside] + centre, qy[inside] + centre)
+    w = alpha[inside][:, None]
+    image[inside] = image[inside] * (1.0 - w) + colour * w
+
+
+def _bilinear(texture: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    size = texture.shape[0]
+    u = np.clip(u, 0, size - 1.001)
+    v = np.clip(v, 0, size - 1.001)
+    u0, v0 = u.astype(np.int64), v.astype(np.int64)
+    fu, fv = (u - u0)[:, None], (v - v0)[:, None]
+    top = texture[v0, u0] * (1 - fu) + texture[v0, u0 + 1] * fu
+    bottom = texture[v0 + 1, u0] * (1 - fu) + texture[v0 + 1, u0 + 1] * fu
+    return top * (1 - fv) + bottom * fv
+
+
+# --------------------------------------------------------------------------- writing to disk
+
+@dataclass(frozen=True)
+class SyntheticSummary:
+    """What :func:`make_synthetic` wrote."""
+
+    root: Path
+    layout: str
+    classes: tuple[str, ...]
+    num_train: int
+    num_test: int
+    frames: int
+    size: tuple[int, int]
+    fps: float
+    seed: int
+
+    def __str__(self) -> str:
+        width, height = self.size
+        return (f"wrote {self.num_train + self.num_test} videos ({self.num_train} train, "
+                f"{self.num_test} test) in the {self.layout} layout to {self.root}\n"
+                f"  classes ({len(self.classes)}): {', '.join(self.classes)}\n"
+                f"  {self.frames} frames of {width}x{height} at {self.fps:g} fps, seed {self.seed}")
+
+
+# A layout writer: (out, class names, videos per class, render(name, index), fps, progress)
+# -> (num_train, num_test).
+LAYOUTS = Registry("synthetic dataset layout")
+
+
+def ucf101_groups(videos_per_class: int) -> list[tuple[int, int, bool]]:
+    """``(group, clip, is_test)`` for video ``0..n-1`` of a class, split like UCF101's split 1.
+
+    UCF101 tests on its first 7 of 25 groups; here a class has fewer videos, so groups are
+    smaller (at most 7 clips) and the first ``round(7/25 * groups)`` groups (at least one,
+    never all) are the test set.
+
+    Example:
+        >>> ucf101_groups(4)
+        [(1, 1, True), (2, 1, False), (3, 1, False), (4, 1, False)]
+    """
+    if videos_per_class < 2:
+        raise ValueError(f"videos_per_class must be >= 2 (a class needs a train and a test "
+                         f"video), got {videos_per_class}")
+    clips = min(max(videos_per_class // 6, 1), MAX_CLIPS_PER_GROUP)
+    groups = math.ceil(videos_per_class / clips)
+    test_groups = min(max(round(groups * UCF101_TEST_FRACTION), 1), groups - 1)
+    return [(k // clips + 1, k % clips + 1, k // clips + 1 <= test_groups)
+            for k in range(videos_per_class)]
+
+
+@LAYOUTS.register("ucf101")
+def _write_ucf101(out: Path, names: Sequence[str], videos_per_class: int,
+                  render_video: Callable[[str, int], np.ndarray], fps: float,
+                  progress: bool) -> tuple[int, int]:
+    """``out/UCF-101/<Class>/v_<Class>_gXX_cYY.avi`` and ``out/ucfTrainTestlist/*.txt``."""
+    plan = ucf101_groups(videos_per_class)
+    jobs = [(label, name, index) for label, name in enumerate(names, start=1)
+            for index in range(videos_per_class)]
+    train, test = [], []
+    for label, name, index in tqdm(jobs, desc="videos", unit="video", disable=not progress):
+        group, clip, is_test = plan[index]
+        relative = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.avi"
+        write_video(out / "UCF-101" / relative, render_video(name, index), fps=fps,
+                    options=AVI_OPTIONS)
+        if is_test:
+            test.append(relative)  # UCF101's testlists carry no label
+        else:
+            train.append(f"{relative} {label}")
+    lists = out / "ucfTrainTestlist"
+    # The lists last: an interrupted run leaves no list pointing at a missing video.
+    write_text_atomic(lists / "classInd.txt", [f"{i} {n}" for i, n in enumerate(names, start=1)])
+    write_text_atomic(lists / "trainlist01.txt", train)
+    write_text_atomic(lists / "testlist01.txt", test)
+    return len(train), len(test)
+
+
+def write_text_atomic(path: Path, lines: Sequence[str]) -> Path:
+    """Write ``lines`` (newline-terminated) to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.writelines(f"{line}\n" for line in lines)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def make_synthetic(
+    out: str | os.PathLike,
+    layout: str = "ucf101",
+    classes: int = 4,
+    videos_per_class: int = 24,
+    seed: int = 0,
+    frames: int = DEFAULT_FRAMES,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    fps: float = DEFAULT_FPS,
+    progress: bool = False,
+) -> SyntheticSummary:
+    """Write the synthetic motion dataset to ``out`` as real video files.
+
+    Example:
+        >>> summary = make_synthetic("data/synthetic", classes=4, videos_per_class=24)
+        >>> summary.classes
+        ('MoveDown', 'MoveLeft', 'MoveRight', 'MoveUp')
+
+    The same arguments write identical frames (before encoding). ``size`` is
+    ``(width, height)``; both must be even (yuv420p).
+    """
+    _check_options(layout, classes, videos_per_class, seed, frames, size, fps)
+    out = Path(out)
+    names = list_motions()[:classes]
+
+    def render_video(name: str, index: int) -> np.ndarray:
+        return synthetic_video(name, index, seed=seed, frames=frames, size=size)
+
+    num_train, num_test = LAYOUTS.get(layout)(out, names, videos_per_class, render_video,
+                                              fps, progress)
+    return SyntheticSummary(out, layout, tuple(names), num_train, num_test, frames,
+                            tuple(size), float(fps), seed)
+
+
+def _check_options(layout, classes, videos_per_class, seed, frames, size, fps) -> None:
+    def positive_int(option: str, value, minimum: int, why: str = "") -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise SyntheticConfigError(option, f"must be an integer >= {minimum}{why}, "
+                                               f"got {value!r}")
+
+    if layout not in LAYOUTS:
+        raise SyntheticConfigError("layout", f"unknown layout {layout!r}; known: "
+                                             f"{', '.join(LAYOUTS.names())}")
+    positive_int("classes", classes, 1)
+    if classes > len(MOTIONS):
+        raise SyntheticConfigError("classes", f"at most {len(MOTIONS)} (one per motion: "
+                                              f"{', '.join(list_motions())}), got {classes}")
+    positive_int("videos_per_class", videos_per_class, 2,
+                 " (each class needs a train and a test video)")
+    positive_int("seed", seed, 0)
+    positive_int("frames", frames, 1)
+    if len(size) != 2:
+        raise SyntheticConfigError("size", f"must be (width, height), got {size!r}")
+    for option, value in zip(("width", "height"), size):
+        positive_int(option, value, 16)
+        if value % 2:
+            raise SyntheticConfigError(option, f"must be even (yuv420p video), got {value}")
+    if not fps > 0:
+        raise SyntheticConfigError("fps", f"must be > 0, got {fps!r}")
