@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(PY) data_tools/make_synthetic.py --out $(DEMO)/data --seed 0
+	$(PY) data_tools/make_synthetic.py --out $(DEMO)/data --seed 0 --videos-per-class 40
 	for method in dense set rigl; do \
 	  $(LAUNCH) recipes/train.py --config recipes/configs/r3d_tiny_$$method.yaml \
 	    output_dir=$(DEMO)/r3d_tiny_$$method data.root=$(DEMO)/data || exit 1; \
