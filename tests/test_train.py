@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -75,3 +76,24 @@ def test_bad_overrides_fail_before_training(override, message, tmp_path):
     assert proc.returncode != 0
     assert message in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_resume_auto_from_a_checkpoint_matches_the_uninterrupted_run(synthetic_ucf101, tmp_path):
+    args = ["recipes/train.py", "--config", "recipes/configs/r3d_tiny_rigl.yaml",
+            f"data.root={synthetic_ucf101}", "max_steps=6", "batch_size=4", "checkpoint_every=2",
+            "sparsity.update_interval=2", "sparsity.end_fraction=1.0", "eval_at_end=false"]
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    proc = run([sys.executable, *args, f"output_dir={full}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (full / "checkpoints").iterdir()) == ["step_2", "step_4"]
+    # A run that died after its step-4 checkpoint: only that checkpoint is on disk.
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copytree(full / "checkpoints" / "step_4", resumed / "checkpoints" / "step_4")
+    proc = run([sys.executable, *args, f"output_dir={resumed}", "resume=auto"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "at step 4" in proc.stdout + proc.stderr
+    for name in ("model.safetensors", "masks.safetensors"):
+        a, b = load_file(str(full / "final" / name)), load_file(str(resumed / "final" / name))
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), (name, key)
