@@ -56,8 +56,10 @@ DEFAULTS: dict[str, Any] = {
         "label_smoothing": 0.0,
         "grad_clip": 0.0,  # 0 = off
     },
-    # The sparsity engine's seed is the run's ``seed``; every other SparsityConfig field is here.
-    "sparsity": {k: v for k, v in asdict(SparsityConfig(method="dense")).items() if k != "seed"},
+    # The sparsity engine's seed is the run's ``seed``; every other SparsityConfig field is
+    # here. Give sparsity.density or sparsity.sparsity (not both); the other is filled in.
+    "sparsity": {**{k: v for k, v in asdict(SparsityConfig(method="dense")).items() if k != "seed"},
+                 "density": None, "sparsity": None},
 }
 
 CHOICES = {
@@ -117,7 +119,7 @@ def _merge(cfg: dict, new: dict, schema: dict, prefix: str, source: str) -> None
         if key not in schema:
             raise ConfigError(f"{source}: unknown key {dotted!r}; known here: {sorted(schema)}")
         default = schema[key]
-        if isinstance(default, dict):
+        if isinstance(default, dict) and default:  # a section (an empty dict is a leaf mapping)
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: {dotted!r} must be a mapping, got {value!r}")
             _merge(cfg[key], value, default, prefix=f"{dotted}.", source=source)
@@ -156,9 +158,11 @@ def _validate(cfg: dict) -> None:
         if cfg[key] < 1:
             raise ConfigError(f"{key!r} must be >= 1, got {cfg[key]}")
     try:
-        sparsity_config(cfg)
+        resolved = sparsity_config(cfg)
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"sparsity: {exc}") from exc
+    # Both spellings in the saved config, so reports can print either.
+    cfg["sparsity"]["density"], cfg["sparsity"]["sparsity"] = resolved.density, resolved.sparsity
     if cfg["sparsity"]["method"] != "dense" and not 0.0 < cfg["sparsity"]["density"] < 1.0:
         raise ConfigError(f"'sparsity.density' must be in (0, 1) for a sparse method, "
                           f"got {cfg['sparsity']['density']}")
@@ -166,4 +170,4 @@ def _validate(cfg: dict) -> None:
 
 def sparsity_config(cfg: dict) -> SparsityConfig:
     """The engine's config for a run: the ``sparsity`` section plus the run's seed."""
-    return SparsityConfig.from_dict({**cfg["sparsity"], "seed": cfg["seed"]})
+    return SparsityConfig.from_dict({**cfg["sparsity"], "seed": cfg["seed"]})  # agreeing pair is fine

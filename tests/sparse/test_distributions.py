@@ -34,5 +34,5 @@ def test_uniform_with_dense_layers():
 
 
 def test_unknown_distribution_lists_known():
-    with pytest.raises(KeyError, match="known: erk, uniform"):
+    with pytest.raises(KeyError, match="known: er, erk, uniform"):
         layer_densities("erl", {"a": (2, 2)}, 0.5)

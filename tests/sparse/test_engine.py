@@ -264,7 +264,7 @@ def test_sparse_conv3d_keeps_its_own_density_under_the_engine():
 
 
 def test_bad_config_is_a_clear_error():
-    with pytest.raises(KeyError, match="known: dense, rigl, set, static"):
+    with pytest.raises(KeyError, match="known: dense, gmp, granet_g, granet_r, mest_g, mest_r, rigl, set, static"):
         SparsityConfig(method="rigl2")
     with pytest.raises(ValueError, match="density must be in"):
         SparsityConfig(density=1.5)

@@ -5,7 +5,9 @@
 """
 
 from vidsparse.sparse.distributions import DISTRIBUTIONS, layer_densities
-from vidsparse.sparse.engine import DynamicSparsity, SparsityConfig
+from vidsparse.sparse.config import SparsityConfig
+from vidsparse.sparse.engine import DynamicSparsity
+from vidsparse.sparse.export import export
 from vidsparse.sparse.layers import SparseConv3d, SparseLinear, find_prunable
 from vidsparse.sparse.schedules import UpdateSchedule
 from vidsparse.sparse.updaters import UPDATERS, Updater
@@ -19,6 +21,7 @@ __all__ = [
     "UPDATERS",
     "UpdateSchedule",
     "Updater",
+    "export",
     "find_prunable",
     "layer_densities",
 ]

@@ -27,6 +27,14 @@ def uniform(shapes, density, dense, **_):
     return {n: 1.0 if n in dense else density for n in shapes}
 
 
+@DISTRIBUTIONS.register("er")
+def er(shapes, density, dense, power_scale: float = 1.0, **_):
+    """Erdős–Rényi (Mocanu et al. 2018, SET): like ERK, but a layer's raw score is
+    ``(n_out + n_in) / (n_out * n_in)`` from the first two dimensions only (the fan-out and
+    fan-in of a PyTorch weight), ignoring the kernel's extent."""
+    return _scaled(shapes, density, dense, power_scale, lambda s: (s[0] + s[1]) / (s[0] * s[1]))
+
+
 @DISTRIBUTIONS.register("erk")
 def erk(shapes, density, dense, power_scale: float = 1.0, **_):
     """Erdős–Rényi-Kernel (Evci et al. 2020, RigL, Appendix; Mocanu et al. 2018 for ER).
@@ -37,11 +45,17 @@ def erk(shapes, density, dense, power_scale: float = 1.0, **_):
     scaled density would exceed 1 is made dense and the rest is solved again — RigL's
     ``get_sparsities`` procedure.
     """
+    return _scaled(shapes, density, dense, power_scale, lambda s: sum(s) / math.prod(s))
+
+
+def _scaled(shapes, density, dense, power_scale, raw_score):
+    """Densities proportional to ``raw_score(shape) ** power_scale``, capped at 1, keeping
+    the total number of kept weights at ``density`` times the total (RigL's procedure)."""
     dense = set(dense)
     numel = {n: math.prod(s) for n, s in shapes.items()}
     while True:
         budget = sum(numel.values()) * density - sum(numel[n] for n in dense)
-        raw = {n: (sum(s) / numel[n]) ** power_scale for n, s in shapes.items() if n not in dense}
+        raw = {n: raw_score(s) ** power_scale for n, s in shapes.items() if n not in dense}
         if not raw:
             break
         divisor = sum(raw[n] * numel[n] for n in raw)

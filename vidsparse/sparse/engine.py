@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -13,76 +13,19 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from vidsparse.sparse.distributions import DISTRIBUTIONS, layer_densities
+from vidsparse.sparse.config import SparsityConfig
+from vidsparse.sparse.distributions import layer_densities
 from vidsparse.sparse.layers import FilterFn, PrunableTarget, find_prunable, random_mask, set_mask_
-from vidsparse.sparse.schedules import DECAYS, UpdateSchedule
+from vidsparse.sparse.schedules import UpdateSchedule
 from vidsparse.sparse.updaters import UPDATERS
 
-SYNC_MODES = ("broadcast", "verify", "none")
+__all__ = ["DynamicSparsity", "SparsityConfig", "mask_digest"]
 
-
-@dataclass
-class SparsityConfig:
-    """What to train sparse and how.
-
-    Args:
-        method: a name from ``vidsparse.sparse.UPDATERS`` (dense, static, set, rigl).
-        density: fraction of prunable weights kept (1 - sparsity), in (0, 1].
-        distribution: how density is spread over layers (uniform, erk).
-        update_interval: optimizer steps between mask updates (ΔT).
-        drop_fraction: fraction of a layer's active weights replaced at the first update.
-        end_fraction: updates stop after this fraction of ``total_steps`` (RigL: 0.75).
-        decay: how the drop fraction decays to ``end_fraction`` (cosine, constant).
-        seed: keys every random draw (initial masks, random regrowth) with the step and layer.
-        erk_power_scale: exponent on ERK's raw layer scores (1.0 = ERK).
-        dense_layers: glob patterns of parameter names kept dense (density 1).
-        sync: at update steps under torch.distributed, ``broadcast`` rank 0's masks,
-            ``verify`` that all ranks agree (raise otherwise) or do ``none``.
-
-    Example:
-        >>> cfg = vidsparse.SparsityConfig(method="rigl", density=0.5, distribution="erk",
-        ...                                update_interval=100, drop_fraction=0.3, seed=0)
-    """
-
-    method: str = "rigl"
-    density: float = 0.5
-    distribution: str = "erk"
-    update_interval: int = 100
-    drop_fraction: float = 0.3
-    end_fraction: float = 0.75
-    decay: str = "cosine"
-    seed: int = 0
-    erk_power_scale: float = 1.0
-    dense_layers: list[str] = field(default_factory=list)
-    sync: str = "broadcast"
-
-    def __post_init__(self):
-        UPDATERS.get(self.method)
-        DISTRIBUTIONS.get(self.distribution)
-        DECAYS.get(self.decay)
-        if not 0.0 < float(self.density) <= 1.0:
-            raise ValueError(f"SparsityConfig.density must be in (0, 1], got {self.density}")
-        if not 0.0 < float(self.end_fraction) <= 1.0:
-            raise ValueError(f"SparsityConfig.end_fraction must be in (0, 1], got {self.end_fraction}")
-        if self.sync not in SYNC_MODES:
-            raise ValueError(f"SparsityConfig.sync must be one of {SYNC_MODES}, got {self.sync!r}")
-        self.dense_layers = list(self.dense_layers)
-
-    @property
-    def sparsity(self) -> float:
-        return 1.0 - self.density
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SparsityConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown sparsity option(s) {sorted(unknown)}; "
-                             f"known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**d)
+_PURPOSE_INIT, _PURPOSE_GROW = 0, 1
 
 
 def _generator(*key: int) -> torch.Generator:
-    """A CPU generator keyed on integers, independent of the global RNG and of rank."""
+    """A CPU generator keyed on integers, independent of the global RNG and of the rank."""
     seed = int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, dtype=np.uint64)[0])
     return torch.Generator().manual_seed(seed % 2**63)
 
@@ -98,9 +41,6 @@ def _unwrap_model(model: nn.Module) -> nn.Module:
     while hasattr(model, "module") and isinstance(model.module, nn.Module):
         model = model.module
     return model
-
-
-_PURPOSE_INIT, _PURPOSE_GROW = 0, 1
 
 
 def mask_digest(masks) -> torch.Tensor:
@@ -134,7 +74,7 @@ class DynamicSparsity:
         model: the model; its Conv/Linear/attention weights become masked.
         optimizer: its optimizer (an Accelerate wrapper is unwrapped).
         config: a :class:`SparsityConfig`.
-        total_steps: planned number of optimizer steps (sets the update end step).
+        total_steps: planned number of optimizer steps (sets the default end step).
         filter_fn: ``(module, module_name) -> bool`` selecting which modules to sparsify.
     """
 
@@ -154,25 +94,35 @@ class DynamicSparsity:
             raise TypeError(f"DynamicSparsity needs a torch.optim.Optimizer, got {type(optimizer)}")
         self.config = config
         self.total_steps = int(total_steps)
-        self.updater = UPDATERS.get(config.method)()
-        self.schedule = UpdateSchedule(
-            interval=config.update_interval,
-            drop_fraction=config.drop_fraction,
-            end_step=int(config.end_fraction * total_steps),
-            decay=config.decay,
-        )
+        self.updater = UPDATERS.get(config.method)(config)
+        end_step = config.end_step if config.end_step is not None else int(config.end_fraction * total_steps)
+        self.schedule = UpdateSchedule(interval=config.update_interval, drop_fraction=config.drop_fraction,
+                                       start_step=config.start_step, end_step=max(end_step, 1),
+                                       decay=config.decay)
+        self.initial_density = config.density
+        if self.updater.gradual:
+            self.initial_density = config.init_density or self.updater.initial_density
+            if self.schedule.last_update_step is None:
+                raise ValueError(f"{config.method} prunes gradually but no update step falls in "
+                                 f"({self.schedule.start_step}, {self.schedule.end_step}) with "
+                                 f"update_interval={config.update_interval}")
         self.step_count = 0  # optimizer steps seen by step()
         self._optimizer_steps = 0  # optimizer steps that really ran (hook)
         self._seen_optimizer_steps = 0
         self._hook = self.optimizer.register_step_post_hook(self._on_optimizer_step)
         self.targets: list[PrunableTarget] = []
-        self.target_counts: dict[str, int] = {}
+        self.target_counts: dict[str, int] = {}  # per layer, the final target
+        self._ever_active: dict[str, torch.Tensor] = {}
+        self._last_changed: dict[str, float] = {}
+        self._overshoot: dict[str, int] = {}  # MEST: weights grown above target, to prune back
+        self._prune_back_step: int | None = None
         if self.updater.sparse:
             self.targets = find_prunable(self.model, filter_fn)
             if not self.targets:
                 raise ValueError("DynamicSparsity found no prunable layer (Conv/Linear/attention) "
                                  "in the model" + (" that filter_fn accepts" if filter_fn else ""))
-            self._init_masks()
+            self.target_counts = self._counts(config.density)
+            self._init_masks(self._counts(self.initial_density))
             # DDP would otherwise broadcast every buffer on every forward (DESIGN.md: masks
             # are synchronised only at update steps).
             ignore = set(getattr(self.model, "_ddp_params_and_buffers_to_ignore", []))
@@ -180,30 +130,50 @@ class DynamicSparsity:
             self.model._ddp_params_and_buffers_to_ignore = sorted(ignore)
 
     # ------------------------------------------------------------------ setup
-    def _layer_densities(self) -> dict[str, float]:
-        shapes = {t.name: tuple(t.param.shape) for t in self.targets}
-        dense = {n for n in shapes if any(fnmatch.fnmatchcase(n, p) for p in self.config.dense_layers)}
-        # Drop-in sparse layers (SparseConv3d, SparseLinear) carry their own density.
-        fixed = {t.name: t.module.density for t in self.targets
-                 if t.param_name == "weight" and hasattr(t.module, "density")}
-        free = {n: s for n, s in shapes.items() if n not in fixed}
+    def _fixed_densities(self) -> dict[str, float]:
+        """Layers whose density does not come from the distribution."""
+        cfg, fixed = self.config, {}
+        names = [t.name for t in self.targets]
+        for t in self.targets:
+            # Drop-in sparse layers (SparseConv3d, SparseLinear) carry their own density.
+            if t.param_name == "weight" and hasattr(t.module, "density"):
+                fixed[t.name] = t.module.density
+            for pattern, density in cfg.layer_density.items():
+                if fnmatch.fnmatchcase(t.name, pattern):
+                    fixed[t.name] = density
+                    break
+            if any(fnmatch.fnmatchcase(t.name, p) for p in cfg.dense_layers):
+                fixed[t.name] = 1.0
+        if cfg.keep_first_dense:
+            fixed[names[0]] = 1.0
+        if cfg.keep_last_dense:
+            fixed[names[-1]] = 1.0
+        return fixed
+
+    def _counts(self, density: float) -> dict[str, int]:
+        """Active weights per layer at global ``density``, checked reachable."""
+        fixed = self._fixed_densities()
+        free = {t.name: tuple(t.param.shape) for t in self.targets if t.name not in fixed}
         densities = dict(fixed)
         if free:
-            densities.update(layer_densities(self.config.distribution, free, self.config.density,
-                                             dense, power_scale=self.config.erk_power_scale))
-        return densities
-
-    def _init_masks(self) -> None:
-        densities = self._layer_densities()
-        for index, target in enumerate(self.targets):
-            numel = target.param.numel()
-            count = round(densities[target.name] * numel)
+            densities.update(layer_densities(self.config.distribution, free, density, set(),
+                                             power_scale=self.config.erk_power_scale))
+        counts = {}
+        for t in self.targets:
+            numel = t.param.numel()
+            count = round(densities[t.name] * numel)
             if count < 1:
-                raise ValueError(f"layer {target.name} ({numel} weights) cannot reach density "
-                                 f"{densities[target.name]:.3g}: that keeps less than one weight")
-            self.target_counts[target.name] = min(count, numel)
+                raise ValueError(f"layer {t.name} ({numel} weights) cannot reach density "
+                                 f"{densities[t.name]:.3g}: that keeps less than one weight")
+            counts[t.name] = min(count, numel)
+        return counts
+
+    def _init_masks(self, counts: dict[str, int]) -> None:
+        for index, target in enumerate(self.targets):
             generator = _generator(self.config.seed, index, 0, _PURPOSE_INIT)
-            set_mask_(target, random_mask(target.param.shape, self.target_counts[target.name], generator))
+            set_mask_(target, random_mask(target.param.shape, counts[target.name], generator))
+            self._ever_active[target.name] = target.mask.clone()
+            self._last_changed[target.name] = 0.0
 
     def _on_optimizer_step(self, optimizer, args, kwargs) -> None:
         self._optimizer_steps += 1
@@ -216,9 +186,14 @@ class DynamicSparsity:
 
     @torch.no_grad()
     def apply_masks_(self) -> None:
-        """Zero every pruned weight in place."""
+        """Zero every pruned weight, and its optimizer state, in place."""
         for t in self.targets:
             t.param.mul_(t.mask)
+            # Momentum and Adam moments of pruned weights would otherwise keep accumulating
+            # the dense gradient and carry it into the weight if it is regrown.
+            for value in self.optimizer.state.get(t.param, {}).values():
+                if torch.is_tensor(value) and value.shape == t.param.shape:
+                    value.mul_(t.mask)
 
     def step(self) -> bool:
         """Re-apply masks and, at update steps, prune and regrow. Returns True if masks changed."""
@@ -229,56 +204,95 @@ class DynamicSparsity:
         if not self.targets:
             return False
         self.apply_masks_()
-        if not (self.updater.dynamic and self.schedule.is_update_step(self.step_count)):
-            return False
-        self.update_masks_(self.step_count)
-        self._synchronise()
-        return True
+        changed = False
+        if self._prune_back_step is not None and self.step_count >= self._prune_back_step:
+            self.prune_back_()
+            changed = True
+        if self.updater.dynamic and self.schedule.is_update_step(self.step_count):
+            self.update_masks_(self.step_count)
+            changed = True
+        if changed:
+            self._synchronise()
+        return changed
 
     @torch.no_grad()
     def update_masks_(self, step: int) -> None:
         """One prune-and-regrow round at ``step`` over every layer."""
-        fraction = self.schedule.drop_fraction_at(step)
         if self.updater.needs_grad and all(t.param.grad is None for t in self.targets):
-            raise RuntimeError(f"{self.config.method} regrows by gradient but no prunable weight has "
+            raise RuntimeError(f"{self.config.method} scores by gradient but no prunable weight has "
                                "a .grad: call sparsity.step() after optimizer.step() and before "
                                "optimizer.zero_grad()")
+        fraction = self.schedule.drop_fraction_at(step) if self.updater.regrows else 0.0
+        counts = self.target_counts
+        if self.updater.gradual:
+            counts = self._counts(self.schedule.density_at(step, self.initial_density, self.config.density))
+        overshoot = self.updater.overshoot()
+        # The soft bound needs room to prune back before training ends.
+        prune_back = step + max(1, self.config.update_interval // 2)
+        if overshoot and prune_back > self.total_steps:
+            overshoot = 0.0
+        self._prune_back_step = prune_back if overshoot else None
         for index, target in enumerate(self.targets):
+            active = int(target.mask.sum())
+            goal = counts[target.name]
+            swap = int(fraction * goal)
+            extra = min(int(overshoot * goal), target.param.numel() - goal)
+            self._overshoot[target.name] = extra
             generator = _generator(self.config.seed, index, step, _PURPOSE_GROW)
-            self._update_layer(target, fraction, generator)
+            self._update_layer(target, n_remove=active - goal + swap, n_grow=swap + extra,
+                               generator=generator)
 
-    def _update_layer(self, target: PrunableTarget, fraction: float, generator) -> None:
+    @torch.no_grad()
+    def prune_back_(self) -> None:
+        """MEST's soft memory bound: remove the weights grown above the target count."""
+        for target in self.targets:
+            extra = self._overshoot.get(target.name, 0)
+            if extra:
+                self._update_layer(target, n_remove=extra, n_grow=0, generator=None, record=False)
+        self._overshoot = {}
+        self._prune_back_step = None
+
+    def _update_layer(self, target: PrunableTarget, n_remove: int, n_grow: int, generator,
+                      record: bool = True) -> None:
         weight, mask = target.param, target.mask
-        active = self.target_counts[target.name]
-        n_swap = min(int(fraction * active), weight.numel() - active)
-        if n_swap <= 0:
-            return
+        numel = weight.numel()
+        flat_mask = mask.view(-1)
+        before = flat_mask.clone()
         grad = weight.grad
         if grad is None and self.updater.needs_grad:
             grad = torch.zeros_like(weight)  # a layer unused in this step: nothing to prefer
-        flat_mask = mask.view(-1)
-        # Remove the n_swap lowest-scoring active weights.
-        removal = self.updater.removal_score(weight, grad).reshape(-1).float()
-        removal = removal.masked_fill(~flat_mask, math.inf)
-        dropped = torch.topk(removal, n_swap, largest=False, sorted=False).indices
-        new_mask = flat_mask.clone()
-        new_mask[dropped] = False
-        # Regrow the n_swap highest-scoring inactive weights (just-dropped ones included).
-        growth = self.updater.growth_score(weight, grad, generator).reshape(-1).float()
-        growth = growth.masked_fill(new_mask, -math.inf)
-        grown = torch.topk(growth, n_swap, largest=True, sorted=False).indices
-        new_mask[grown] = True
-        flat_mask.copy_(new_mask)
+        if n_remove > 0:
+            # Remove the n_remove lowest-scoring active weights.
+            removal = self.updater.removal_score(weight, grad).reshape(-1).float()
+            removal = removal.masked_fill(~flat_mask, math.inf)
+            flat_mask[torch.topk(removal, n_remove, largest=False, sorted=False).indices] = False
+        grown = None
+        n_grow = min(n_grow, numel - int(flat_mask.sum()))
+        if n_grow > 0:
+            # Regrow the n_grow highest-scoring inactive weights (just-dropped ones included).
+            growth = self.updater.growth_score(weight, grad, generator).reshape(-1).float()
+            growth = growth.masked_fill(flat_mask, -math.inf)
+            grown = torch.topk(growth, n_grow, largest=True, sorted=False).indices
+            flat_mask[grown] = True
         flat_weight = weight.data.view(-1)
-        flat_weight[grown] = 0.0  # regrown connections start from zero (RigL)
+        if grown is not None:
+            flat_weight[grown] = 0.0  # regrown connections start from zero (RigL)
         flat_weight.mul_(flat_mask)
-        self._zero_optimizer_state(weight, grown)
+        self._zero_optimizer_state(weight, flat_mask, grown)
+        self._ever_active[target.name] |= mask
+        if record:
+            new = int((flat_mask & ~before).sum())
+            self._last_changed[target.name] = new / max(int(flat_mask.sum()), 1)
 
-    def _zero_optimizer_state(self, param: torch.Tensor, index: torch.Tensor) -> None:
-        # Momentum / Adam moments of a regrown weight would otherwise revive its old update.
+    def _zero_optimizer_state(self, param: torch.Tensor, flat_mask: torch.Tensor, grown) -> None:
+        # Removed weights lose their state; regrown ones start from zero state, as a new
+        # weight would, instead of resuming a stale update direction.
         for value in self.optimizer.state.get(param, {}).values():
             if torch.is_tensor(value) and value.shape == param.shape:
-                value.view(-1)[index] = 0
+                flat = value.view(-1)
+                flat.mul_(flat_mask)
+                if grown is not None:
+                    flat[grown] = 0
 
     # ------------------------------------------------------------------ distributed
     def _synchronise(self) -> None:
@@ -315,13 +329,17 @@ class DynamicSparsity:
 
     # ------------------------------------------------------------------ reporting, checkpoints
     def stats(self) -> dict[str, dict[str, Any]]:
-        """Per layer: shape, numel, active (ones in the mask), density, nonzero weights."""
+        """Per layer: shape, numel, active (ones in the mask), density, nonzero weights,
+        ``changed`` (share of active weights that were regrown at the last update) and
+        ``itop`` (in-time over-parameterisation, Liu et al. 2021: share of weights ever active)."""
         out = {}
         for t in self.targets:
             numel = t.param.numel()
             active = int(t.mask.sum())
             out[t.name] = {"shape": list(t.param.shape), "numel": numel, "active": active,
-                           "density": active / numel, "nonzero": int((t.param != 0).sum())}
+                           "density": active / numel, "nonzero": int((t.param != 0).sum()),
+                           "changed": self._last_changed[t.name],
+                           "itop": int(self._ever_active[t.name].sum()) / numel}
         return out
 
     def density(self) -> float:
@@ -330,11 +348,26 @@ class DynamicSparsity:
             return 1.0
         return sum(int(t.mask.sum()) for t in self.targets) / sum(t.param.numel() for t in self.targets)
 
+    def export(self) -> nn.Module:
+        """A plain copy of the model with the zeros baked in; see :func:`vidsparse.sparse.export`."""
+        from vidsparse.sparse.export import export
+
+        return export(self.model)
+
     def state_dict(self) -> dict[str, Any]:
+        """Masks, step counter and update bookkeeping.
+
+        No RNG state is needed: every random draw comes from a generator keyed on
+        (seed, step, layer), so a resumed run draws what the uninterrupted one would.
+        """
         return {
             "step_count": self.step_count,
             "config": asdict(self.config),
             "masks": {t.name: t.mask.detach().cpu().clone() for t in self.targets},
+            "ever_active": {n: m.detach().cpu().clone() for n, m in self._ever_active.items()},
+            "last_changed": dict(self._last_changed),
+            "overshoot": dict(self._overshoot),
+            "prune_back_step": self._prune_back_step,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -349,7 +382,11 @@ class DynamicSparsity:
                 raise ValueError(f"mask for {t.name} has shape {tuple(masks[t.name].shape)}, "
                                  f"the weight has {tuple(t.param.shape)}")
             set_mask_(t, masks[t.name])
-            self.target_counts[t.name] = int(masks[t.name].sum())
+            ever = state.get("ever_active", {}).get(t.name)
+            self._ever_active[t.name] = (ever.to(t.mask.device) if ever is not None else t.mask.clone()) | t.mask
+            self._last_changed[t.name] = float(state.get("last_changed", {}).get(t.name, 0.0))
+        self._overshoot = {k: int(v) for k, v in state.get("overshoot", {}).items()}
+        self._prune_back_step = state.get("prune_back_step")
         self.step_count = int(state["step_count"])
         # Continue counting from here: the optimizer's own hook count restarts at zero.
         self._seen_optimizer_steps = self._optimizer_steps

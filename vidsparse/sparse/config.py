@@ -1,0 +1,122 @@
+"""SparsityConfig: what to train sparse and how."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidsparse.sparse.distributions import DISTRIBUTIONS
+from vidsparse.sparse.schedules import DECAYS
+from vidsparse.sparse.updaters import UPDATERS
+
+SYNC_MODES = ("broadcast", "verify", "none")
+
+
+@dataclass
+class SparsityConfig:
+    """What to train sparse and how.
+
+    Give either ``density`` (fraction of prunable weights kept) or ``sparsity`` (fraction
+    removed, as the DST papers speak), not both; the other is filled in. Default: density 0.5.
+
+    Args:
+        method: a name from ``vidsparse.sparse.UPDATERS``: dense, static, set, rigl,
+            mest_r, mest_g, granet_r, granet_g, gmp.
+        density / sparsity: the target, in (0, 1].
+        distribution: how density is spread over layers (uniform, er, erk).
+        update_interval: optimizer steps between mask updates (ΔT).
+        drop_fraction: fraction of a layer's active weights replaced at the first update.
+        start_step: no update before this step (gradual methods start pruning here).
+        end_step: no update from this step on; default ``end_fraction * total_steps``.
+        end_fraction: see ``end_step`` (RigL: 0.75).
+        decay: how the drop fraction decays to ``end_step``: cosine (RigL), linear, constant.
+        seed: keys every random draw (initial masks, random regrowth) with the step and layer.
+        erk_power_scale: exponent on ER/ERK raw layer scores (1.0 = the published rule).
+        keep_first_dense / keep_last_dense: keep the first / last prunable layer dense.
+        dense_layers: glob patterns of parameter names kept dense (density 1).
+        layer_density: ``{glob pattern: density}`` for layers that get their own density;
+            the first matching pattern wins; the rest follow ``distribution``.
+        init_density: start density of gradual methods (default: gmp 1.0, granet 0.8).
+        mest_lambda: λ in MEST's removal score |w| + λ|g|.
+        mest_overshoot: MEST's soft memory bound, as a fraction of the target count
+            (Yuan et al. 2021 used 10%).
+        sync: at update steps under torch.distributed, ``broadcast`` rank 0's masks,
+            ``verify`` that all ranks agree (raise otherwise) or ``none``.
+
+    Example:
+        >>> cfg = vidsparse.SparsityConfig(method="rigl", sparsity=0.5, distribution="erk",
+        ...                                update_interval=100, drop_fraction=0.3, seed=0)
+        >>> cfg.density
+        0.5
+    """
+
+    method: str = "rigl"
+    density: float | None = None
+    sparsity: float | None = None
+    distribution: str = "erk"
+    update_interval: int = 100
+    drop_fraction: float = 0.3
+    start_step: int = 0
+    end_step: int | None = None
+    end_fraction: float = 0.75
+    decay: str = "cosine"
+    seed: int = 0
+    erk_power_scale: float = 1.0
+    keep_first_dense: bool = False
+    keep_last_dense: bool = False
+    dense_layers: list[str] = field(default_factory=list)
+    layer_density: dict[str, float] = field(default_factory=dict)
+    init_density: float | None = None
+    mest_lambda: float = 1.0
+    mest_overshoot: float = 0.1
+    sync: str = "broadcast"
+
+    def __post_init__(self):
+        UPDATERS.get(self.method)
+        DISTRIBUTIONS.get(self.distribution)
+        DECAYS.get(self.decay)
+        if self.density is not None and self.sparsity is not None:
+            raise ValueError("SparsityConfig takes sparsity= or density=, not both "
+                             f"(got sparsity={self.sparsity}, density={self.density})")
+        if self.sparsity is not None:
+            if not 0.0 <= float(self.sparsity) < 1.0:
+                raise ValueError(f"SparsityConfig.sparsity must be in [0, 1), got {self.sparsity}")
+            self.density = 1.0 - float(self.sparsity)
+        elif self.density is None:
+            self.density = 0.5
+        if not 0.0 < float(self.density) <= 1.0:
+            raise ValueError(f"SparsityConfig.density must be in (0, 1], got {self.density}")
+        self.density = float(self.density)
+        self.sparsity = 1.0 - self.density
+        for name, value in [("init_density", self.init_density),
+                            *((f"layer_density[{p!r}]", d) for p, d in dict(self.layer_density).items())]:
+            if value is not None and not 0.0 < float(value) <= 1.0:
+                raise ValueError(f"SparsityConfig.{name} must be in (0, 1], got {value}")
+        if self.init_density is not None and self.init_density < self.density:
+            raise ValueError(f"SparsityConfig.init_density ({self.init_density}) must be >= the "
+                             f"target density ({self.density}): gradual methods only prune")
+        if not 0.0 < float(self.end_fraction) <= 1.0:
+            raise ValueError(f"SparsityConfig.end_fraction must be in (0, 1], got {self.end_fraction}")
+        if not 0.0 <= float(self.mest_overshoot) <= 1.0:
+            raise ValueError(f"SparsityConfig.mest_overshoot must be in [0, 1], got {self.mest_overshoot}")
+        if self.sync not in SYNC_MODES:
+            raise ValueError(f"SparsityConfig.sync must be one of {SYNC_MODES}, got {self.sync!r}")
+        self.dense_layers = list(self.dense_layers)
+        self.layer_density = {str(k): float(v) for k, v in dict(self.layer_density).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SparsityConfig":
+        """Build from a mapping; unknown keys are an error that lists the known ones.
+
+        A mapping written by ``dataclasses.asdict`` holds both ``density`` and ``sparsity``;
+        when they agree it is accepted (``sparsity`` is dropped).
+        """
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown sparsity option(s) {sorted(unknown)}; "
+                             f"known: {sorted(cls.__dataclass_fields__)}")
+        d = dict(d)
+        if d.get("density") is not None and d.get("sparsity") is not None \
+                and abs(d["density"] + d["sparsity"] - 1.0) < 1e-9:
+            d.pop("sparsity")
+        return cls(**d)
