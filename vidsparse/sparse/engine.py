@@ -31,8 +31,9 @@ def _generator(*key: int) -> torch.Generator:
 
 
 def _unwrap_optimizer(optimizer):
-    # accelerate's AcceleratedOptimizer (and similar wrappers) keep the real one in .optimizer
-    while not isinstance(optimizer, torch.optim.Optimizer) and hasattr(optimizer, "optimizer"):
+    # accelerate's AcceleratedOptimizer (and similar wrappers) keep the real one in .optimizer;
+    # the wrapper itself subclasses Optimizer without initialising it, so test the inner one.
+    while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
         optimizer = optimizer.optimizer
     return optimizer
 
