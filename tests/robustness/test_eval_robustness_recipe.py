@@ -59,13 +59,13 @@ def test_recipe_writes_report(synthetic_ucf101, checkpoints, tmp_path):
                       "--corruptions", "fog,frame_drop", "--severities", "1,3",
                       "--limit", 3, "--batch-size", 2)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Dense" in proc.stdout and "RigL s=0.5" in proc.stdout
+    assert "Dense" in proc.stdout and "RigL sparsity 0.5" in proc.stdout
     assert str(report_dir / "report.md") in proc.stdout
     assert {p.name for p in report_dir.iterdir()} == {"report.md", "results.json",
                                                       "accuracy_vs_severity.png"}
 
     results = json.loads((report_dir / "results.json").read_text())
-    assert [m["label"] for m in results["methods"]] == ["Dense", "RigL s=0.5"]
+    assert [m["label"] for m in results["methods"]] == ["Dense", "RigL sparsity 0.5"]
     assert [m["checkpoint"] for m in results["methods"]] == [str(dense), str(rigl / "final")]
     assert results["dataset"]["num_videos"] == 3 and len(results["dataset"]["videos"]) == 3
     assert results["dataset"]["root"] == str(synthetic_ucf101)
@@ -79,7 +79,7 @@ def test_recipe_writes_report(synthetic_ucf101, checkpoints, tmp_path):
         if table["clean"]:
             assert method["rPC"] == pytest.approx(metrics.mpc(table) / table["clean"])
     report = (report_dir / "report.md").read_text()
-    assert "## Dense" in report and "## RigL s=0.5" in report and "| frame_drop | temporal |" in report
+    assert "## Dense" in report and "## RigL sparsity 0.5" in report and "| frame_drop | temporal |" in report
 
 
 def test_recipe_unknown_corruption_is_a_clear_error(synthetic_ucf101, checkpoints, tmp_path):

@@ -41,8 +41,8 @@ def evaluation():
 
 
 @pytest.mark.parametrize("method, density, label", [
-    ("dense", 1.0, "Dense"), ("rigl", 1.0, "Dense"), ("set", 0.5, "SET s=0.5"),
-    ("rigl", 0.1, "RigL s=0.9"), ("static", 0.2, "Static s=0.8"), ("mest", 0.05, "mest s=0.95"),
+    ("dense", 1.0, "Dense"), ("rigl", 1.0, "Dense"), ("set", 0.5, "SET sparsity 0.5"),
+    ("rigl", 0.1, "RigL sparsity 0.9"), ("static", 0.2, "Static sparsity 0.8"), ("mest", 0.05, "mest sparsity 0.95"),
 ])
 def test_method_label(method, density, label):
     assert report.method_label(config(method, density)) == label
@@ -51,7 +51,7 @@ def test_method_label(method, density, label):
 def test_colliding_labels_get_run_names():
     configs = [config("rigl", 0.5, "seed0"), config("rigl", 0.5), config("dense", 1.0)]
     labels = report.unique_labels(configs, ["runs/a/final", "runs/b", "runs/c"])
-    assert labels == ["RigL s=0.5 (seed0)", "RigL s=0.5 (b)", "Dense"]
+    assert labels == ["RigL sparsity 0.5 (seed0)", "RigL sparsity 0.5 (b)", "Dense"]
 
 
 def test_accuracy_table_from_predictions(evaluation):
@@ -68,7 +68,7 @@ def test_write_report_files_and_roundtrip(evaluation, tmp_path):
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     results = report.read_results(tmp_path / "out")
-    assert report.accuracy_tables(results) == dict(zip(["Dense", "RigL s=0.5"], evaluation.accuracies()))
+    assert report.accuracy_tables(results) == dict(zip(["Dense", "RigL sparsity 0.5"], evaluation.accuracies()))
     dense, rigl = results["methods"]
     assert (dense["clean"], dense["mPC"], dense["rPC"]) == pytest.approx((1.0, 0.5625, 0.5625))
     assert (rigl["clean"], rigl["mPC"], rigl["rPC"]) == pytest.approx((0.75, 0.625, 0.625 / 0.75))
@@ -89,7 +89,7 @@ def test_write_report_files_and_roundtrip(evaluation, tmp_path):
 def test_report_markdown_is_readable(evaluation, tmp_path):
     text = (report.write_report(evaluation, tmp_path)["report"]).read_text()
     assert "| Dense | 100.0 | 56.2 | 56.2 | — |" in text
-    assert "| RigL s=0.5 | 75.0 | 62.5 | 83.3 | +11.1% |" in text
+    assert "| RigL sparsity 0.5 | 75.0 | 62.5 | 83.3 | +11.1% |" in text
     assert "| fog | spatial | 75.0 | 75.0 | 75.0 | +20.0% |" in text   # RigL's fog row
     assert "| freeze | temporal | 50.0 | — | 50.0 |" in text            # no severity 2 run
     assert "mPC" in text and "Michaelis" in text and report.PLOT_NAME in text

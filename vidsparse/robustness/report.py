@@ -29,17 +29,19 @@ RESULTS_FORMAT = "vidsparse-robustness/1"
 PLOT_NAME = "accuracy_vs_severity.png"
 
 # How sparsity.method is spelled in a report; an unknown method is shown as written.
-METHOD_NAMES = {"dense": "Dense", "static": "Static", "set": "SET", "rigl": "RigL"}
+METHOD_NAMES = {"dense": "Dense", "static": "Static", "set": "SET", "rigl": "RigL",
+                "mest_r": "MEST-R", "mest_g": "MEST-G", "granet_r": "GraNet-R",
+                "granet_g": "GraNet-G", "gmp": "GMP"}
 
 
 # --- labels ----------------------------------------------------------------------------
 
 def method_label(config: dict[str, Any]) -> str:
-    """"Dense", or the method and its sparsity (1 - density), e.g. "RigL s=0.9".
+    """"Dense", or the method and its sparsity (1 - density), e.g. "RigL sparsity 0.9".
 
     Example:
         >>> method_label({"sparsity": {"method": "rigl", "density": 0.1}})
-        'RigL s=0.9'
+        'RigL sparsity 0.9'
     """
     sparsity = config.get("sparsity") or {}
     method = str(sparsity.get("method", "dense")).lower()
@@ -47,11 +49,11 @@ def method_label(config: dict[str, Any]) -> str:
     if method == "dense" or density >= 1.0:
         return "Dense"
     # round() first: 1 - 0.1 is 0.9000000000000000222
-    return f"{METHOD_NAMES.get(method, method)} s={round(1.0 - density, 6):g}"
+    return f"{METHOD_NAMES.get(method, method)} sparsity {round(1.0 - density, 6):g}"
 
 
 def unique_labels(configs: Sequence[dict[str, Any]], paths: Sequence[str]) -> list[str]:
-    """``method_label`` of each config; labels that collide (two seeds of RigL s=0.5) get
+    """``method_label`` of each config; labels that collide (two seeds of RigL sparsity 0.5) get
     the run name, or the checkpoint directory's name, appended."""
     labels = [method_label(c) for c in configs]
     out = []
@@ -183,6 +185,8 @@ def render_markdown(results: dict[str, Any], plot_name: str | None = PLOT_NAME) 
         "- **mPC**: mean accuracy over all corruptions and severities "
         "(Michaelis et al. 2019, *Benchmarking Robustness in Object Detection*).",
         "- **rPC**: mPC / clean, the share of clean accuracy kept under corruption.",
+        "- Method labels give the **sparsity**: the fraction of prunable weights removed "
+        "(1 − density); *sev N* is the corruption severity.",
     ]
     if base is not None:
         lines.append(f"- **vs {base}**: relative change against the dense model, "
@@ -209,7 +213,7 @@ def _method_section(m: dict[str, Any], results: dict[str, Any], base: str | None
              f"density {m['density']:g}. Clean {_pct(m['clean'])}, mPC {_pct(m['mPC'])}, "
              f"rPC {_pct(m['rPC'])}.", ""]
     compare = base is not None and m["vs_baseline"] is not None
-    header = (["Corruption", "Kind"] + [f"s={s}" for s in severities] + ["Mean"]
+    header = (["Corruption", "Kind"] + [f"sev {s}" for s in severities] + ["Mean"]
               + ([f"Mean vs {base}"] if compare else []))
     rows = []
     for name, info in results["corruptions"].items():
