@@ -62,12 +62,14 @@ class TinyResNet3d(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-@register_model("r3d_tiny", family="3d-cnn", input_size=(8, 56, 56))
+@register_model("r3d_tiny", family="3d-cnn", input_size=(8, 56, 56), head=["fc"],
+                test_input=(8, 56, 56), test_kwargs={})
 def r3d_tiny(num_classes: int = 400, **kwargs) -> nn.Module:
     return TinyResNet3d(num_classes=num_classes, **kwargs)
 
 
-@register_model("r3d_18", family="3d-cnn", input_size=(16, 112, 112))
+@register_model("r3d_18", family="3d-cnn", input_size=(16, 112, 112), head=["fc"],
+                test_input=(4, 32, 32), test_kwargs={})
 def r3d_18(num_classes: int = 400, **kwargs) -> nn.Module:
     # weights=None: nothing is downloaded at run time.
     return tv_video.r3d_18(weights=None, num_classes=num_classes, **kwargs)
