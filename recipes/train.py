@@ -76,7 +76,8 @@ if len(train_loader) // accelerator.num_processes < 1:
     sys.exit(f"error: {len(train_set)} training videos are fewer than batch_size={cfg['batch_size']} "
              f"x {accelerator.num_processes} processes")
 
-model = create_model(cfg["model"]["name"], num_classes=cfg["model"]["num_classes"])
+model = create_model(cfg["model"]["name"], num_classes=cfg["model"]["num_classes"],
+                     checkpoint=cfg["model"]["checkpoint"], **cfg["model"]["kwargs"])
 
 # No weight decay on norms and biases (every 0- or 1-dimensional parameter).
 decay = [p for p in model.parameters() if p.ndim > 1]

@@ -73,7 +73,8 @@ def load_final(directory: str | os.PathLike, device: str | torch.device = "cpu")
     model_cfg = config.get("model", {})
     if "name" not in model_cfg or "num_classes" not in model_cfg:
         raise ValueError(f"{directory / 'config.yaml'}: model.name and model.num_classes are required")
-    model = create_model(model_cfg["name"], num_classes=int(model_cfg["num_classes"]))
+    model = create_model(model_cfg["name"], num_classes=int(model_cfg["num_classes"]),
+                         **(model_cfg.get("kwargs") or {}))
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
     masks_file = directory / "masks.safetensors"
     masks = load_file(str(masks_file)) if masks_file.exists() else {}

@@ -28,7 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "log_every": 10,
     "checkpoint_every": 0,  # optimizer steps between checkpoints; 0 = only the final one
     "eval_at_end": True,
-    "model": {"name": "r3d_tiny", "num_classes": None},  # None: the dataset's class count
+    # num_classes None: the dataset's class count. kwargs: builder arguments (frames, size,
+    # depth...). checkpoint: a local state dict to start from; its head is replaced when the
+    # class count differs (nothing is downloaded).
+    "model": {"name": "r3d_tiny", "num_classes": None, "kwargs": {}, "checkpoint": None},
     "data": {
         "root": "data/synthetic",
         "layout": "ucf101",
