@@ -1,0 +1,121 @@
+"""pytorchvideo's video CNNs (X3D, Slow and I3D ResNet-50, CSN) and tiny versions of them.
+
+Nothing is downloaded: the factories build untrained models and the hub builder is called
+with ``pretrained=False``. Configurations follow ``pytorchvideo.models.hub``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch.nn as nn
+
+with warnings.catch_warnings():
+    # pytorchvideo 0.1.5 decorates helpers with torch.jit.script, which torch 2.x deprecates;
+    # the warning concerns pytorchvideo's code, not ours, and would fire on `import vidsparse`.
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
+                            category=FutureWarning)
+    from pytorchvideo.models import hub
+    from pytorchvideo.models.csn import create_csn
+    from pytorchvideo.models.resnet import create_resnet
+    from pytorchvideo.models.x3d import create_x3d
+
+from vidsparse.models.registry import register_model
+
+
+def _head_pool(frames: int, size: int, temporal_stride: int) -> tuple[int, int, int]:
+    # pytorchvideo's ResNet heads average a fixed window, the last feature map of the clip
+    # size they were published for (slow_r50: (8, 7, 7) at 8x224x224). Computing it from the
+    # clip lets other sizes build; the rounding is create_x3d's: time down (stage-1 pooling
+    # floors), space up (padded strided convs, 32x in all, round up).
+    return (max(1, frames // temporal_stride), math.ceil(size / 32), math.ceil(size / 32))
+
+
+def _x3d(num_classes: int, frames: int, size: int, **kwargs) -> nn.Module:
+    # create_x3d sizes its head pool from the clip itself. Its default head applies a
+    # softmax in forward; models here return logits.
+    kwargs.setdefault("head_activation", None)
+    # nn.SiLU is pytorchvideo's Swish (x * sigmoid(x), no parameters, so checkpoints load)
+    # without its custom backward, which uses the deprecated ctx.saved_variables.
+    kwargs.setdefault("inner_act", nn.SiLU)
+    return create_x3d(input_clip_length=frames, input_crop_size=size, model_num_class=num_classes,
+                      **kwargs)
+
+
+def _slow(num_classes: int, frames: int, size: int, **kwargs) -> nn.Module:
+    # hub.slow_r50's configuration; the hub builder itself fixes the head pool at (8, 7, 7).
+    return create_resnet(model_depth=50, stem_conv_kernel_size=(1, 7, 7),
+                         head_pool_kernel_size=_head_pool(frames, size, 1),
+                         model_num_class=num_classes, **kwargs)
+
+
+def _i3d(num_classes: int, frames: int, size: int, **kwargs) -> nn.Module:
+    # I3D pools time 2x after stage 1.
+    return hub.i3d_r50(pretrained=False, head_pool_kernel_size=_head_pool(frames, size, 2),
+                       model_num_class=num_classes, **kwargs)
+
+
+@register_model("x3d_xs", family="3d-cnn", input_size=(4, 160, 160), head=["blocks.5.proj"],
+                test_input=(2, 32, 32), test_kwargs={"frames": 2, "size": 32})
+def x3d_xs(num_classes: int = 400, frames: int = 4, size: int = 160, **kwargs) -> nn.Module:
+    return _x3d(num_classes, frames, size, **kwargs)
+
+
+@register_model("x3d_s", family="3d-cnn", input_size=(13, 160, 160), head=["blocks.5.proj"],
+                test_input=(2, 32, 32), test_kwargs={"frames": 2, "size": 32})
+def x3d_s(num_classes: int = 400, frames: int = 13, size: int = 160, **kwargs) -> nn.Module:
+    return _x3d(num_classes, frames, size, **kwargs)
+
+
+@register_model("x3d_m", family="3d-cnn", input_size=(16, 224, 224), head=["blocks.5.proj"],
+                test_input=(2, 32, 32), test_kwargs={"frames": 2, "size": 32})
+def x3d_m(num_classes: int = 400, frames: int = 16, size: int = 224, **kwargs) -> nn.Module:
+    return _x3d(num_classes, frames, size, **kwargs)
+
+
+@register_model("x3d_tiny", family="3d-cnn", input_size=(8, 56, 56), head=["blocks.5.proj"],
+                test_input=(2, 32, 32), test_kwargs={"frames": 2, "size": 32})
+def x3d_tiny(num_classes: int = 400, frames: int = 8, size: int = 56, **kwargs) -> nn.Module:
+    # X3D-S/M/XS at half their width (width_factor 2.0), less than half their depth
+    # (depth_factor 2.2) and a quarter of their head width (2048).
+    kwargs = {"width_factor": 1.0, "depth_factor": 1.0, "head_dim_out": 512, **kwargs}
+    return _x3d(num_classes, frames, size, **kwargs)
+
+
+@register_model("slow_r50", family="3d-cnn", input_size=(8, 224, 224), head=["blocks.5.proj"],
+                test_input=(2, 16, 16), test_kwargs={"frames": 2, "size": 16})
+def slow_r50(num_classes: int = 400, frames: int = 8, size: int = 224, **kwargs) -> nn.Module:
+    return _slow(num_classes, frames, size, **kwargs)
+
+
+@register_model("slow_tiny", family="3d-cnn", input_size=(8, 56, 56), head=["blocks.5.proj"],
+                test_input=(2, 16, 16), test_kwargs={"frames": 2, "size": 16})
+def slow_tiny(num_classes: int = 400, frames: int = 8, size: int = 56, stem_dim_out: int = 8,
+              **kwargs) -> nn.Module:
+    # slow_r50 with every width divided by 8 (stages 32-64-128-256 channels).
+    return _slow(num_classes, frames, size, stem_dim_out=stem_dim_out, **kwargs)
+
+
+@register_model("i3d_r50", family="3d-cnn", input_size=(8, 224, 224), head=["blocks.6.proj"],
+                test_input=(4, 16, 16), test_kwargs={"frames": 4, "size": 16})
+def i3d_r50(num_classes: int = 400, frames: int = 8, size: int = 224, **kwargs) -> nn.Module:
+    return _i3d(num_classes, frames, size, **kwargs)
+
+
+@register_model("i3d_tiny", family="3d-cnn", input_size=(8, 56, 56), head=["blocks.6.proj"],
+                test_input=(4, 16, 16), test_kwargs={"frames": 4, "size": 16})
+def i3d_tiny(num_classes: int = 400, frames: int = 8, size: int = 56, stem_dim_out: int = 8,
+             **kwargs) -> nn.Module:
+    # i3d_r50 with every width divided by 8.
+    return _i3d(num_classes, frames, size, stem_dim_out=stem_dim_out, **kwargs)
+
+
+@register_model("csn_r101", family="3d-cnn", input_size=(32, 224, 224), head=["blocks.5.proj"],
+                test_input=(16, 16, 16), test_kwargs={"frames": 16, "size": 16})
+def csn_r101(num_classes: int = 400, frames: int = 32, size: int = 224, **kwargs) -> nn.Module:
+    # hub.csn_r101's configuration (the hub builder fixes the head pool at (4, 7, 7));
+    # time is downsampled 8x by stages 2-4.
+    return create_csn(model_depth=101, stem_pool=nn.MaxPool3d,
+                      head_pool_kernel_size=_head_pool(frames, size, 8),
+                      model_num_class=num_classes, **kwargs)
