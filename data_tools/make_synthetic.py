@@ -1,9 +1,11 @@
-"""Write the synthetic motion dataset (real video files) in the UCF101 layout.
+"""Write the synthetic motion dataset (real video files) in the UCF101 or Kinetics layout.
 
     python data_tools/make_synthetic.py --out data/synthetic
+    python data_tools/make_synthetic.py --out data/synthetic_kinetics --layout kinetics
     python data_tools/make_synthetic.py --out /tmp/s --classes 8 --videos-per-class 12 --seed 1
 
-Classes differ only by motion (MoveDown, MoveLeft, ..., ZoomOut); see
+Classes differ only by motion (MoveDown, MoveLeft, ..., ZoomOut; in the Kinetics layout
+labelled "move down", "move left", ...); see
 ``vidsparse/data/synthetic.py`` for how the videos are made.
 """
 
@@ -15,6 +17,7 @@ from vidsparse.data.synthetic import (
     DEFAULT_FPS,
     DEFAULT_FRAMES,
     DEFAULT_SIZE,
+    LAYOUTS,
     MOTIONS,
     SyntheticConfigError,
     make_synthetic,
@@ -24,8 +27,9 @@ from vidsparse.data.synthetic import (
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="directory to write (created if missing)")
-    # Only UCF101 for now; the Kinetics layout (CSV annotations) comes with its loader.
-    parser.add_argument("--layout", default="ucf101", choices=["ucf101"])
+    parser.add_argument("--layout", default="ucf101", choices=LAYOUTS.names(),
+                        help="ucf101: AVI + ucfTrainTestlist/ (default); kinetics: MP4 + "
+                             "annotations/{train,validate}.csv")
     parser.add_argument("--classes", type=int, default=4,
                         help=f"number of motion classes, 1..{len(MOTIONS)} (default 4)")
     parser.add_argument("--videos-per-class", type=int, default=24, help="(default 24)")

@@ -19,3 +19,19 @@ def synthetic_ucf101(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic_ucf101")
     make_synthetic(root, classes=3, videos_per_class=6, frames=16, size=(64, 48))
     return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_kinetics(tmp_path_factory) -> Path:
+    """Root of a tiny synthetic dataset in the Kinetics layout (read-only: copy it to alter it).
+
+    3 classes ("move down", "move left", "move right") x 4 videos: 9 train, 3 validate (video
+    0 of each class), nested ``<split>/<label>/<id>_<start>_<end>.mp4`` H.264 files of 16
+    frames of 64x48 at 25 fps, ``annotations/{train,validate}.csv``, seed 0.
+    """
+    from vidsparse.data.synthetic import make_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic_kinetics")
+    make_synthetic(root, layout="kinetics", classes=3, videos_per_class=4, frames=16,
+                   size=(64, 48))
+    return root

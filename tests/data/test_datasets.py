@@ -104,7 +104,7 @@ def test_build_dataset_reads_the_config(synthetic_ucf101):
                         "frames_per_clip": 4, "sampling_rate": 3, "backend": "pyav"}, "test", None)
     assert isinstance(ds, UCF101) and len(ds) == 6
     assert ds[0][0].shape == (4, 48, 64, 3)
-    with pytest.raises(KeyError, match="known: ucf101"):
+    with pytest.raises(KeyError, match="known: auto, folder, kinetics, ucf101"):
         build_dataset({"root": str(synthetic_ucf101), "layout": "nope"}, "train", None)
     with pytest.raises(ValueError, match="'root'"):
         build_dataset({"layout": "ucf101"}, "train", None)
@@ -200,3 +200,16 @@ def test_bad_dataset_arguments(synthetic_ucf101):
         UCF101(synthetic_ucf101, frames_per_clip=0)
     with pytest.raises(IndexError):
         UCF101(synthetic_ucf101, split="test")[6]
+
+
+def test_undecodable_ucf101_video_is_skipped_not_fatal(tmp_path, synthetic_ucf101):
+    import shutil
+
+    root = tmp_path / "u"
+    shutil.copytree(synthetic_ucf101, root, ignore=shutil.ignore_patterns(".vidsparse_index*"))
+    bad = root / "UCF-101" / "MoveLeft" / "v_MoveLeft_g01_c01.avi"
+    bad.write_bytes(bad.read_bytes()[:200])
+    with pytest.warns(UserWarning, match=r"testlist01\.txt: skipped 1 of 6 videos"):
+        ds = UCF101(root, split="test")
+    assert len(ds) == 5 and [p for p, _ in ds.skipped] == [bad]
+    assert ds.skipped[0][1].startswith("undecodable")

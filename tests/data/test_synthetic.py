@@ -172,7 +172,7 @@ def test_written_videos_decode_to_the_generated_frames(synthetic_ucf101):
     (dict(frames=0), "frames"),
     (dict(size=(63, 48)), "width"),
     (dict(size=(64, 8)), "height"),
-    (dict(layout="kinetics"), "layout"),
+    (dict(layout="kinetic"), "layout"),
     (dict(fps=0), "fps"),
 ])
 def test_bad_arguments_name_the_option(tmp_path, kwargs, option):
@@ -200,7 +200,7 @@ def test_cli_writes_and_summarises(tmp_path, monkeypatch, capsys):
     (["--classes", "9"], "--classes: at most 8"),
     (["--videos-per-class", "1"], "--videos-per-class"),
     (["--width", "33"], "--width: must be even"),
-    (["--layout", "kinetics"], "--layout"),
+    (["--layout", "kinetic"], "--layout"),
 ])
 def test_cli_errors_name_the_option(tmp_path, monkeypatch, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:

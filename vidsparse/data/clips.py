@@ -52,6 +52,37 @@ def test_clip_indices(num_frames: int, frames_per_clip: int, sampling_rate: int)
 test_clip_indices.__test__ = False
 
 
+def multi_view_clip_indices(
+    num_frames: int, frames_per_clip: int, sampling_rate: int, num_clips: int
+) -> list[list[int]]:
+    """Frame indices of ``num_clips`` clips evenly spaced in time: multi-view testing.
+
+    The SlowFast / pytorchvideo protocol (e.g. 10 clips per Kinetics video, each scored and
+    the scores averaged): clip ``k`` starts at ``k * (num_frames - span) // (num_clips - 1)``,
+    so the first clip starts at frame 0 and the last ends at the last frame. One clip is the
+    centred clip, exactly :func:`test_clip_indices`.
+
+    A video shorter than a clip's span is looped (indices wrap, as in
+    :func:`test_clip_indices`); every start is then equally valid, so the starts are spread
+    evenly over one loop, ``num_frames // num_clips`` apart on average, beginning at the
+    centred clip's start.
+
+    Example:
+        >>> multi_view_clip_indices(32, 4, 2, 3)  # span 7: starts 0, 12, 25
+        [[0, 2, 4, 6], [12, 14, 16, 18], [25, 27, 29, 31]]
+    """
+    _check_positive(num_frames=num_frames, num_clips=num_clips)
+    span = clip_span(frames_per_clip, sampling_rate)
+    if num_clips == 1:
+        return [test_clip_indices(num_frames, frames_per_clip, sampling_rate)]
+    if num_frames >= span:
+        starts = [k * (num_frames - span) // (num_clips - 1) for k in range(num_clips)]
+    else:
+        centred = (num_frames - span) // 2
+        starts = [centred + k * num_frames // num_clips for k in range(num_clips)]
+    return [_indices(start, num_frames, frames_per_clip, sampling_rate) for start in starts]
+
+
 def _indices(start: int, num_frames: int, frames_per_clip: int, sampling_rate: int) -> list[int]:
     return [(start + k * sampling_rate) % num_frames for k in range(frames_per_clip)]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
@@ -90,24 +91,125 @@ def read_frames(
             raise VideoDecodeError(f"{path} has {len(reader)} frames, index {max(indices)} asked")
         return reader.get_batch(indices).asnumpy()
     _check_backend(backend)
-    wanted = set(indices)
-    last = max(indices)
-    got: dict[int, np.ndarray] = {}
-    with _open(path) as container:
-        if not container.streams.video:
-            raise VideoDecodeError(f"{path} has no video stream")
-        stream = container.streams.video[0]
-        try:
-            for i, frame in enumerate(container.decode(stream)):
-                if i in wanted:
-                    got[i] = frame.to_ndarray(format="rgb24")
-                if i >= last:
-                    break
-        except Exception as exc:
-            raise VideoDecodeError(f"cannot decode {path}: {exc}") from exc
-    if last not in got:
-        raise VideoDecodeError(f"{path} has {len(got) and max(got) + 1} frames, index {last} asked")
+    got = _read_frames_pyav(path, indices)
     return np.stack([got[i] for i in indices])
+
+
+# Wanted frames further apart than this are reached by a new seek rather than by decoding
+# every frame between them (a seek costs at most one GOP of decoding; UCF101 and Kinetics
+# GOPs are 12-250 frames).
+RESEEK_GAP = 64
+
+
+def _decode(container, stream):
+    """Every decoded frame of ``stream`` from the container's position (tests count these)."""
+    return container.decode(stream)
+
+
+def _read_frames_pyav(path, indices: Sequence[int]) -> dict[int, np.ndarray]:
+    """``{index: rgb frame}`` for the distinct ``indices``, seeking to the keyframe before each.
+
+    Frame ``i`` is the ``i``-th frame a decode from the start outputs (what :func:`read_video`
+    returns). Seeking finds it by its timestamp, ``start + i / (fps * time_base)``, which holds
+    for a constant-rate stream. Where that can not be trusted the file is decoded from the
+    start instead (correct, just slower): streams whose frames carry no pts (some AVIs,
+    e.g. packed B-frames), a header frame count that disagrees with the duration (variable
+    frame rate), a seek that lands past the frame asked for, or timestamps that do not step
+    by exactly one frame while decoding.
+    """
+    wanted = sorted(set(indices))
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        try:
+            timing = _frame_timing(stream)
+            got = None if timing is None else _decode_seeking(container, stream, wanted, timing)
+        except Exception as exc:  # PyAV raises several FFmpeg error types
+            raise VideoDecodeError(f"cannot decode {path}: {exc}") from exc
+    if got is None:
+        with _open(path) as container:
+            stream = _video_stream(container, path)
+            try:
+                got = _decode_sequential(container, stream, wanted)
+            except Exception as exc:
+                raise VideoDecodeError(f"cannot decode {path}: {exc}") from exc
+    if len(got) < len(wanted):
+        missing = [i for i in wanted if i not in got]
+        raise VideoDecodeError(f"{path} has fewer frames than asked: no frame {missing[0]} "
+                               f"(asked {wanted})")
+    return got
+
+
+def _video_stream(container, path):
+    if not container.streams.video:
+        raise VideoDecodeError(f"{path} has no video stream")
+    return container.streams.video[0]
+
+
+def _frame_timing(stream) -> tuple[int, Fraction] | None:
+    """(pts of frame 0, pts per frame) of a constant-rate stream, or None if unknown."""
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate or not stream.time_base:
+        return None
+    per_frame = 1 / (Fraction(rate) * Fraction(stream.time_base))
+    start = stream.start_time or 0
+    if stream.frames > 0 and stream.duration:
+        # A variable-rate stream's pts are not frame counts; the header shows it.
+        if round(stream.duration / per_frame) != stream.frames:
+            return None
+    return start, per_frame
+
+
+def _decode_seeking(container, stream, wanted: list[int],
+                    timing: tuple[int, Fraction]) -> dict[int, np.ndarray] | None:
+    """Decode ``wanted`` (sorted, distinct) by seeking; None where pts can not be trusted."""
+    start, per_frame = timing
+    got: dict[int, np.ndarray] = {}
+    pos = 0  # wanted[pos] is the next frame to find
+    while pos < len(wanted):
+        target = wanted[pos]
+        back = 0  # frames to aim before the target if the seek lands past it
+        while True:
+            pts = start + int(round((target - back) * per_frame))
+            container.seek(max(pts, start), stream=stream, backward=True, any_frame=False)
+            frames = iter(_decode(container, stream))
+            first = next(frames, None)
+            if first is None or first.pts is None:
+                return None
+            index = int(round((first.pts - start) / per_frame))
+            if index <= target:
+                break
+            if target - back <= 0:  # even a seek to the start lands past it
+                return None
+            back = max(1, 2 * back)
+        frame = first
+        while True:
+            if index == wanted[pos]:
+                got[index] = frame.to_ndarray(format="rgb24")
+                pos += 1
+                if pos == len(wanted) or wanted[pos] - index > RESEEK_GAP:
+                    break
+            frame = next(frames, None)
+            if frame is None:
+                return got  # the stream ended: the caller reports the missing frames
+            if frame.pts is None:
+                return None
+            step = int(round((frame.pts - start) / per_frame))
+            if step != index + 1:
+                return None
+            index = step
+    return got
+
+
+def _decode_sequential(container, stream, wanted: list[int]) -> dict[int, np.ndarray]:
+    """Decode from the first frame, counting frames, up to the last of ``wanted``."""
+    got: dict[int, np.ndarray] = {}
+    keep, last = set(wanted), wanted[-1]
+    for i, frame in enumerate(_decode(container, stream)):
+        if i in keep:
+            got[i] = frame.to_ndarray(format="rgb24")
+        if i >= last:
+            break
+    return got
 
 
 def write_video(
@@ -141,8 +243,6 @@ def write_video(
     os.close(fd)
     try:
         with av.open(tmp, mode="w") as container:
-            from fractions import Fraction
-
             stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height = frames.shape[2], frames.shape[1]
             stream.pix_fmt = pix_fmt
