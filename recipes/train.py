@@ -31,6 +31,7 @@ from vidsparse import DynamicSparsity, create_model
 from vidsparse.checkpoint import save_final
 from vidsparse.config import ConfigError, load_config, sparsity_config
 from vidsparse.data import build_dataset, build_transform
+from vidsparse.robustness.evaluate import clip_scores
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--config", required=True, help="YAML config (see recipes/configs/)")
@@ -227,14 +228,14 @@ progress.close()
 # --------------------------------------------------------------------------- evaluate, save
 results = {"steps": step, "world_size": accelerator.num_processes}
 if cfg["eval_at_end"]:
-    test_set = build_dataset(cfg["data"], "test", build_transform(cfg["data"], train=False))
+    test_set = build_dataset(cfg["data"], cfg["data"]["test_split"], build_transform(cfg["data"], train=False))
     test_loader = accelerator.prepare(torch.utils.data.DataLoader(
         test_set, batch_size=cfg["batch_size"], num_workers=cfg["data"]["num_workers"]))
     model.eval()
     correct = seen = 0
     with torch.no_grad():
         for clips, labels in test_loader:
-            preds = model(clips).argmax(1)
+            preds = clip_scores(model, clips).argmax(1)  # multi-view batches are averaged
             preds, labels = accelerator.gather_for_metrics((preds, labels))
             correct += int((preds == labels).sum())
             seen += labels.numel()

@@ -34,8 +34,11 @@ DEFAULTS: dict[str, Any] = {
     "model": {"name": "r3d_tiny", "num_classes": None, "kwargs": {}, "checkpoint": None},
     "data": {
         "root": "data/synthetic",
-        "layout": "ucf101",
+        "layout": "ucf101",  # ucf101 | kinetics | folder | auto
         "fold": 1,
+        "test_split": "test",  # the split evaluated at the end (Kinetics: validate)
+        "num_clips": 1,  # evaluation: temporal clips per video (multi-view testing)
+        "num_crops": 1,  # evaluation: spatial crops per clip, 1 or 3
         "frames_per_clip": 8,
         "sampling_rate": 2,
         "crop_size": 56,

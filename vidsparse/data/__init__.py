@@ -1,6 +1,6 @@
 """Video data: decoding, clip sampling, transforms, datasets and the embedded synthetic set."""
 
-from vidsparse.data.clips import clip_span, test_clip_indices, train_clip_indices
+from vidsparse.data.clips import clip_span, multi_view_clip_indices, test_clip_indices, train_clip_indices
 from vidsparse.data.datasets import (
     DATASETS,
     UCF101,
@@ -50,6 +50,7 @@ __all__ = [
     "kinetics_index",
     "list_motions",
     "make_synthetic",
+    "multi_view_clip_indices",
     "read_frames",
     "read_video",
     "synthetic_video",

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vidsparse.data.clips import clip_span, test_clip_indices, train_clip_indices
+from vidsparse.data.clips import clip_span, multi_view_clip_indices, test_clip_indices, train_clip_indices
 from vidsparse.data.decode import BACKENDS, read_frames
+from vidsparse.data.transforms import stack_views
 from vidsparse.data.index import cache_paths, index_videos, write_atomic
 from vidsparse.registry import Registry
 
@@ -133,8 +134,11 @@ class VideoClipDataset(Dataset):
         transform: Callable[[torch.Tensor], Any] | None = None,
         backend: str = "pyav",
         seed: int = 0,
+        num_clips: int = 1,
     ):
         clip_span(frames_per_clip, sampling_rate)  # fail here, not in a worker
+        if not isinstance(num_clips, int) or num_clips < 1:
+            raise ValueError(f"num_clips must be a positive int, got {num_clips!r}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown video backend {backend!r}; known: {', '.join(BACKENDS)}")
         self.root = Path(root)
@@ -144,6 +148,7 @@ class VideoClipDataset(Dataset):
         self.transform = transform
         self.backend = backend
         self.seed = seed
+        self.num_clips = num_clips if split != "train" else 1
         self.epoch = 0
         samples, classes, skipped, source = self._find(root, split, fold)
         self.classes = list(classes)
@@ -191,6 +196,8 @@ class VideoClipDataset(Dataset):
         if self.split == "train":
             indices = train_clip_indices(self.num_frames(index), self.frames_per_clip,
                                          self.sampling_rate, rng)
+        elif self.num_clips > 1:
+            return self._views(path, index, label, rng)
         else:
             indices = test_clip_indices(self.num_frames(index), self.frames_per_clip,
                                         self.sampling_rate)
@@ -200,6 +207,16 @@ class VideoClipDataset(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.integers(2**62)))
             return self.transform(clip), label
+
+    def _views(self, path: Path, index: int, label: int, rng) -> tuple[torch.Tensor, int]:
+        """Multi-view testing: ``num_clips`` evenly spaced clips (times the transform's crops),
+        stacked as ``V x ...``; one decode serves all clips."""
+        clips = multi_view_clip_indices(self.num_frames(index), self.frames_per_clip,
+                                        self.sampling_rate, self.num_clips)
+        frames = torch.from_numpy(read_frames(path, [i for c in clips for i in c], self.backend))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(rng.integers(2**62)))
+            return stack_views(frames.split(self.frames_per_clip), self.transform), label
 
 
 class UCF101(VideoClipDataset):
@@ -567,7 +584,7 @@ def _existing_root(root: str | os.PathLike) -> Path:
 
 # A dataset builder: (data config, split, transform) -> Dataset.
 DATASETS = Registry("dataset layout")
-DATASET_KEYS = ("fold", "frames_per_clip", "sampling_rate", "backend", "seed")
+DATASET_KEYS = ("fold", "frames_per_clip", "sampling_rate", "backend", "seed", "num_clips")
 UCF101_KEYS = DATASET_KEYS  # the name recipes knew first
 LAYOUT_CLASSES = {"ucf101": UCF101, "kinetics": Kinetics, "folder": VideoFolder}
 

@@ -6,7 +6,7 @@ Kept here rather than taken from a library: torchvision >= 0.28 no longer handle
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -155,4 +155,19 @@ def build_transform(data_cfg: Mapping[str, Any], train: bool) -> VideoTransform:
         >>> build_transform({"root": "data/synthetic", "crop_size": 56}, train=True)
         VideoTransform(crop_size=56, resize=64, train=True, hflip=False)
     """
-    return VideoTransform(train=train, **{k: data_cfg[k] for k in TRANSFORM_KEYS if k in data_cfg})
+    kwargs = {k: data_cfg[k] for k in TRANSFORM_KEYS if k in data_cfg}
+    if not train and "num_crops" in data_cfg:  # spatial views are for evaluation only
+        kwargs["num_crops"] = data_cfg["num_crops"]
+    return VideoTransform(train=train, **kwargs)
+
+
+def stack_views(clips: Sequence[torch.Tensor], transform: Callable | None) -> torch.Tensor:
+    """Multi-view testing: transform each temporal clip and stack all views as ``V x ...``.
+
+    A multi-crop transform returns ``crops x C x T x H x W`` per clip; those crops become
+    views too, so ``V = clips x crops``.
+    """
+    if transform is None:
+        return torch.stack(list(clips))
+    out = [transform(clip) for clip in clips]
+    return torch.cat([o if o.ndim == 5 else o.unsqueeze(0) for o in out])

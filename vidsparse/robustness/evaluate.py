@@ -34,10 +34,10 @@ from tqdm.auto import tqdm
 
 from vidsparse.checkpoint import load_final
 from vidsparse.corruptions import SEVERITIES, corrupt, list_corruptions, source_name, video_seed
-from vidsparse.data.clips import test_clip_indices
+from vidsparse.data.clips import multi_view_clip_indices, test_clip_indices
 from vidsparse.data.datasets import build_dataset
 from vidsparse.data.decode import read_video
-from vidsparse.data.transforms import build_transform
+from vidsparse.data.transforms import build_transform, stack_views
 from vidsparse.robustness import metrics
 
 # One or two corruptions per family, so that a default run covers noise, blur, weather,
@@ -154,7 +154,7 @@ def evaluate(
         seed = read_manifest(corrupted).get("settings", {}).get("seed")
 
     transform = build_transform(data_cfg, train=False)
-    clean = build_dataset(data_cfg, "test", transform)
+    clean = build_dataset(data_cfg, data_cfg.get("test_split", "test"), transform)
     check_num_classes(loaded, clean, data_root)
     videos = [relative_path(path, data_root) for path, _ in clean.samples]
     keep = subset_indices(len(videos), limit)
@@ -334,6 +334,7 @@ class OnTheFlyCorrupted(Dataset):
         self.frames_per_clip = clean.frames_per_clip
         self.sampling_rate = clean.sampling_rate
         self.backend = getattr(clean, "backend", "pyav")
+        self.num_clips = getattr(clean, "num_clips", 1)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -344,6 +345,10 @@ class OnTheFlyCorrupted(Dataset):
         name, severity = self.condition
         video = corrupt(torch.from_numpy(video), name, severity,
                         seed=video_seed(self.seed, name, severity, source_name(path)))
+        if self.num_clips > 1:  # the views the clean dataset takes, from the corrupted video
+            clips = multi_view_clip_indices(video.shape[0], self.frames_per_clip,
+                                            self.sampling_rate, self.num_clips)
+            return stack_views([video[c] for c in clips], self.transform), label
         clip = video[test_clip_indices(video.shape[0], self.frames_per_clip, self.sampling_rate)]
         return (clip if self.transform is None else self.transform(clip)), label
 
@@ -352,7 +357,7 @@ def on_disk_subset(corrupted: str | os.PathLike, condition: Condition, data_cfg:
                    transform: Callable | None, videos: Sequence[str]) -> Dataset:
     """The corrupted root of ``condition``, restricted to and ordered like ``videos``."""
     root = Path(corrupted) / condition.corruption / str(condition.severity)
-    dataset = build_dataset({**data_cfg, "root": str(root)}, "test", transform)
+    dataset = build_dataset({**data_cfg, "root": str(root)}, data_cfg.get("test_split", "test"), transform)
     index = {relative_path(p, root): i for i, (p, _) in enumerate(dataset.samples)}
     missing = [v for v in videos if v not in index]
     if missing:
@@ -378,6 +383,17 @@ def subset_indices(n: int, limit: int | None) -> list[int]:
 # --- inference -------------------------------------------------------------------------
 
 @torch.no_grad()
+def clip_scores(model: torch.nn.Module, clips: torch.Tensor) -> torch.Tensor:
+    """Class scores for a batch: ``B x C x T x H x W`` -> logits, or multi-view
+    ``B x V x C x T x H x W`` (clips x crops) -> softmax averaged over the V views, as the
+    SlowFast / pytorchvideo multi-view protocol does."""
+    if clips.ndim == 6:
+        batch, views = clips.shape[:2]
+        logits = model(clips.flatten(0, 1))
+        return logits.view(batch, views, -1).softmax(dim=-1).mean(dim=1)
+    return model(clips)
+
+
 def predict(models: Sequence[torch.nn.Module], loader: Iterable, device: torch.device | str = "cpu",
             on_batch: Callable[[], None] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """Top-1 predictions of each model on every batch of ``loader`` (``(clips, labels)``).
@@ -390,7 +406,7 @@ def predict(models: Sequence[torch.nn.Module], loader: Iterable, device: torch.d
     for clips, batch_labels in loader:
         clips = clips.to(device, non_blocking=True)
         for out, model in zip(preds, models):
-            out.append(model(clips).argmax(dim=1).cpu().numpy())
+            out.append(clip_scores(model, clips).argmax(dim=1).cpu().numpy())
         labels.append(np.asarray(batch_labels))
         if on_batch is not None:
             on_batch()
