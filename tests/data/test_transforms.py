@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from vidsparse.data.transforms import VideoTransform, build_transform
+from vidsparse.data.transforms import (
+    VideoTransform,
+    build_transform,
+    center_crop,
+    horizontal_flip,
+    normalize,
+    random_crop,
+    short_side_resize,
+)
 
 
 def _constant_clip(value=128, t=8, h=48, w=64):
@@ -34,8 +42,8 @@ def test_short_side_resize_then_centre_crop_picks_the_middle_columns():
 
 def test_resize_sets_the_short_side():
     t = VideoTransform(crop_size=32, resize=40, mean=(0, 0, 0), std=(1, 1, 1))
-    resized = t._resize(torch.zeros(2, 3, 48, 64))
-    assert resized.shape[-2:] == (40, 53)  # 64 * 40 / 48 = 53.3
+    resized = short_side_resize(torch.zeros(3, 2, 48, 64), 40)
+    assert resized.shape == (3, 2, 40, 53)  # 64 * 40 / 48 = 53.3
     assert t(_constant_clip()).shape == (3, 8, 32, 32)
 
 
@@ -87,3 +95,15 @@ def test_build_transform_reads_keys_and_defaults():
     torch.testing.assert_close(t.mean.flatten(), torch.full((3,), 0.5))
     d = build_transform({}, train=False)
     assert (d.crop_size, d.resize, d.train, d.hflip) == (56, 64, False, False)
+
+
+def test_functional_transforms_on_float_cthw():
+    x = torch.arange(2 * 4 * 6, dtype=torch.float32).view(1, 2, 4, 6).repeat(3, 1, 1, 1)  # C T H W
+    assert torch.equal(center_crop(x, 2), x[..., 1:3, 2:4])
+    assert torch.equal(horizontal_flip(x)[..., 0], x[..., 5])
+    cropped = random_crop(x, 3, torch.Generator().manual_seed(0))
+    assert cropped.shape == (3, 2, 3, 3) and torch.equal(cropped[:, 0], cropped[:, 1] - 24)
+    out = normalize(torch.ones(3, 1, 1, 1), mean=(0.5, 0.0, 1.0), std=(0.5, 2.0, 1.0))
+    assert out.flatten().tolist() == [1.0, 0.5, 0.0]
+    constant = torch.full((3, 2, 48, 64), 0.25)
+    assert torch.allclose(short_side_resize(constant, 24), torch.full((3, 2, 24, 32), 0.25))

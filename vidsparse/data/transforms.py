@@ -85,18 +85,17 @@ class VideoTransform:
         if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[-1] != len(self.mean):
             raise ValueError(f"VideoTransform expects uint8 T x H x W x {len(self.mean)}, got "
                              f"{clip.dtype} {tuple(clip.shape)}")
-        x = clip.permute(0, 3, 1, 2).float().div_(255.0)  # T x C x H x W: frames as a batch
-        x = self._resize(x)
+        x = to_float_cthw(clip)
+        if self.resize is not None:
+            x = short_side_resize(x, self.resize)
         if self.num_crops > 1:
-            x = torch.stack([x[..., top:top + self.crop_size, left:left + self.crop_size]
-                             for top, left in self.crop_offsets(*x.shape[-2:])])
-            x = (x - self.mean) / self.std
-            return x.permute(0, 2, 1, 3, 4).contiguous()  # crops x C x T x H x W
-        x = self._crop(x, generator)
+            crops = [crop(x, top, left, self.crop_size) for top, left in self.crop_offsets(*x.shape[-2:])]
+            return torch.stack([normalize(c, self.mean, self.std) for c in crops])
+        [(top, left)] = self.crop_offsets(*x.shape[-2:])  # the centre; checks the crop fits
+        x = random_crop(x, self.crop_size, generator) if self.train else crop(x, top, left, self.crop_size)
         if self.train and self.hflip and torch.rand((), generator=generator) < 0.5:
-            x = x.flip(-1)
-        x = (x - self.mean) / self.std
-        return x.permute(1, 0, 2, 3).contiguous()
+            x = horizontal_flip(x)
+        return normalize(x, self.mean, self.std)
 
     def crop_offsets(self, height: int, width: int) -> list[tuple[int, int]]:
         """``(top, left)`` of each evaluation crop of a resized ``height x width`` frame.
@@ -115,25 +114,6 @@ class VideoTransform:
         if height > width:  # portrait: top, centre, bottom
             return [(0, left), (top, left), (height - side, left)]
         return [(top, 0), (top, left), (top, width - side)]
-
-    def _resize(self, x: torch.Tensor) -> torch.Tensor:
-        if self.resize is None:
-            return x
-        height, width = x.shape[-2:]
-        short = min(height, width)
-        size = (round(height * self.resize / short), round(width * self.resize / short))
-        if size == (height, width):
-            return x
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-
-    def _crop(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        side = self.crop_size
-        [(top, left)] = self.crop_offsets(height, width)  # the centre; checks the crop fits
-        if self.train:
-            top = int(torch.randint(0, height - side + 1, (), generator=generator))
-            left = int(torch.randint(0, width - side + 1, (), generator=generator))
-        return x[..., top:top + side, left:left + side]
 
     def __repr__(self) -> str:
         return (f"VideoTransform(crop_size={self.crop_size}, resize={self.resize}, "
@@ -171,3 +151,57 @@ def stack_views(clips: Sequence[torch.Tensor], transform: Callable | None) -> to
         return torch.stack(list(clips))
     out = [transform(clip) for clip in clips]
     return torch.cat([o if o.ndim == 5 else o.unsqueeze(0) for o in out])
+
+
+# Functional transforms on float ``C x T x H x W`` clips (the layout models take).
+
+def to_float_cthw(clip: torch.Tensor) -> torch.Tensor:
+    """uint8 ``T x H x W x C`` -> float32 ``C x T x H x W`` in [0, 1]."""
+    return clip.permute(3, 0, 1, 2).float().div_(255.0)
+
+
+def short_side_resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``C x T x H x W`` so its shorter side is ``size`` (bilinear, antialiased)."""
+    height, width = x.shape[-2:]
+    short = min(height, width)
+    new = (round(height * size / short), round(width * size / short))
+    if new == (height, width):
+        return x
+    # interpolate treats dim 0 as the batch: resize the frames (T) as a batch of C-channel images.
+    frames = F.interpolate(x.transpose(0, 1), size=new, mode="bilinear", align_corners=False,
+                           antialias=True)
+    return frames.transpose(0, 1)
+
+
+def crop(x: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
+    """The ``size x size`` square at (top, left) of every frame."""
+    return x[..., top:top + size, left:left + size]
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    height, width = x.shape[-2:]
+    if size > height or size > width:
+        raise ValueError(f"crop {size} is larger than the frame {height}x{width}")
+    return crop(x, (height - size) // 2, (width - size) // 2, size)
+
+
+def random_crop(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One random ``size x size`` square, the same on every frame (no jitter in time)."""
+    height, width = x.shape[-2:]
+    if size > height or size > width:
+        raise ValueError(f"crop {size} is larger than the frame {height}x{width}")
+    top = int(torch.randint(0, height - size + 1, (), generator=generator))
+    left = int(torch.randint(0, width - size + 1, (), generator=generator))
+    return crop(x, top, left, size)
+
+
+def horizontal_flip(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-1)
+
+
+def normalize(x: torch.Tensor, mean: Sequence[float] | torch.Tensor,
+              std: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """``(x - mean) / std`` per channel of a ``C x T x H x W`` clip."""
+    mean = torch.as_tensor(mean, dtype=x.dtype).view(-1, 1, 1, 1)
+    std = torch.as_tensor(std, dtype=x.dtype).view(-1, 1, 1, 1)
+    return (x - mean) / std
