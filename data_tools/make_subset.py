@@ -1,29 +1,45 @@
-"""Make a class/video subset of a UCF101-layout dataset that the same loader reads.
+"""Make a class/video subset of a UCF101- or Kinetics-layout dataset that the same loader reads.
 
     python data_tools/make_subset.py --src data/UCF101 --dst data/ucf10 --classes 10
     python data_tools/make_subset.py --src data/UCF101 --dst data/ucf5x20 --classes 5 \\
         --videos-per-class 20 --seed 1
     python data_tools/make_subset.py --src data/UCF101 --dst data/mine --class-list classes.txt
+    python data_tools/make_subset.py --src data/kinetics400 --dst data/mini_kinetics \\
+        --class-list mini_kinetics_200.txt --videos-per-class 100
 
-The subset keeps the UCF101 layout: ``DST/UCF-101/<Class>/<video>`` are symlinks to the
-source videos (copies with ``--copy``), ``DST/ucfTrainTestlist/`` holds a new
+The subset keeps the source's layout, with the chosen videos as symlinks to the source videos
+at the same relative paths (copies with ``--copy``), and ``DST/subset_manifest.json`` records
+the source root, the layout, the seed, the classes (with their source labels) and the per-split
+video counts.
+
+UCF101 (``UCF-101/`` + ``ucfTrainTestlist/``): ``DST/ucfTrainTestlist/`` holds a new
 ``classInd.txt`` (the chosen classes in their source order, numbered from 1) and every
 ``trainlist0N.txt``/``testlist0N.txt`` of the source filtered to the chosen videos, with train
-labels renumbered to match. ``DST/subset_manifest.json`` records the source root, the seed,
-the classes (with their source labels) and the per-split video counts.
+labels renumbered to match.
+
+Kinetics (``train.csv``/``validate.csv``/``val.csv``/``test.csv``, at the root or in
+``annotations/``, and ``<split>/[<label>/]<video>``): ``DST/annotations/<split>.csv`` holds the
+source CSV's rows of the chosen videos, with the source's header and columns, for train,
+validate (or val) and test where the source has them with labels (a test CSV without labels is
+left out). Classes are the sorted labels of the train CSV, as the loader numbers them. Rows
+whose video is not on disk are left out and counted under ``missing`` in the manifest.
 
 Choice is deterministic: classes and videos are sorted before a seeded draw. ``--classes N``
-draws N classes; ``--class-list FILE`` names them (one per line). ``--videos-per-class N``
-draws N videos of each class, split between fold 1's train and test lists in the source's
-proportion (at least one test video where the class has any), so fold 1 stays usable; the
-other folds' lists keep the chosen videos they list. The subset is built in a temporary
-folder beside ``DST`` and renamed into place, so ``DST`` is either complete or absent.
-Kinetics-layout sources are not supported yet (see ``--layout``).
+draws N classes; ``--class-list FILE`` names them (one per line, any case). UCF101:
+``--videos-per-class N`` draws N videos of each class, split between fold 1's train and test
+lists in the source's proportion (at least one test video where the class has any), so fold 1
+stays usable; the other folds' lists keep the chosen videos they list. Kinetics:
+``--videos-per-class N`` draws up to N train videos of each class, and of validate (and test)
+the source's proportion of that (at least one where the class has any). The subset is built in
+a temporary folder beside ``DST`` and renamed into place, so ``DST`` is either complete or
+absent.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
 import re
@@ -31,26 +47,43 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from vidsparse.data.datasets import UCF101_LISTS, UCF101_VIDEOS, ucf101_classes, ucf101_index
+from vidsparse.data.datasets import (UCF101_LISTS, UCF101_VIDEOS, DatasetFormatError,
+                                     _kinetics_video_dir, _StemFinder, kinetics_classes,
+                                     kinetics_csv, kinetics_rows, ucf101_classes, ucf101_index)
+from vidsparse.data.datasets import detect_layout as _detect_layout
 
 MANIFEST = "subset_manifest.json"
 LIST_NAME = re.compile(r"^(train|test)list(\d+)\.txt$")
+KINETICS_SUBSET_SPLITS = ("train", "validate", "test")  # "validate" also finds val.csv
 
 
 class SubsetError(ValueError):
     """The subset asked for can not be made from this source; the message says why."""
 
 
+class Plan(NamedTuple):
+    """What a layout's planner decided; :func:`make_subset` writes it."""
+    chosen: list[str]  # the chosen classes, in source order
+    source_labels: dict[str, int]  # chosen class -> its label in the source
+    files: dict[str, str]  # relative path in DST -> text
+    videos: dict[str, Path]  # relative path in DST -> source video
+    counts: dict[str, int]  # per split file: videos kept
+    extra: dict  # more manifest entries
+
+
 def detect_layout(src: Path) -> str:
-    if (src / UCF101_VIDEOS).is_dir() and (src / UCF101_LISTS).is_dir():
-        return "ucf101"
-    if (src / "annotations").is_dir() or any(src.glob("*.csv")):
-        return "kinetics"
-    raise SubsetError(f"{src}: no {UCF101_VIDEOS}/ and {UCF101_LISTS}/ (UCF101 layout) and "
-                      f"no annotation CSVs (Kinetics layout)")
+    try:
+        layout = _detect_layout(src)
+    except (DatasetFormatError, FileNotFoundError) as err:
+        raise SubsetError(str(err)) from None
+    if layout not in PLANNERS:
+        raise SubsetError(f"{src}: {layout} layout; subsets are made of "
+                          f"{' and '.join(PLANNERS)} layouts only")
+    return layout
 
 
 def split_lists(src: Path) -> list[tuple[str, str, int]]:
@@ -66,8 +99,8 @@ def split_lists(src: Path) -> list[tuple[str, str, int]]:
 
 
 def choose_classes(classes: list[str], num_classes: int | None, class_list: Path | None,
-                   rng: np.random.Generator) -> list[str]:
-    """The chosen classes, in source (classInd) order."""
+                   rng: np.random.Generator, where: str = "classInd.txt") -> list[str]:
+    """The chosen classes, in source order; ``where`` names the source's class list."""
     if class_list is not None:
         lines = class_list.read_text(encoding="utf-8-sig").splitlines()
         names = [line.strip() for line in lines if line.strip()]
@@ -75,7 +108,7 @@ def choose_classes(classes: list[str], num_classes: int | None, class_list: Path
         unknown = [n for n in names if n.lower() not in by_lower]
         if unknown:
             raise SubsetError(f"{class_list}: class {unknown[0]!r} is not in the source's "
-                              f"classInd.txt ({len(classes)} classes, e.g. {classes[0]!r})")
+                              f"{where} ({len(classes)} classes, e.g. {classes[0]!r})")
         if not names:
             raise SubsetError(f"{class_list} names no classes")
         wanted = {by_lower[n.lower()] for n in names}
@@ -87,56 +120,51 @@ def choose_classes(classes: list[str], num_classes: int | None, class_list: Path
     return [c for c in classes if c in wanted]
 
 
+def _share(n: int, pool: int, base: int) -> int:
+    """A held-out pool's part of ``n`` videos: its proportion ``pool / base``, at least one
+    where the pool has any, at most the pool."""
+    share = round(n * pool / base) if base else pool
+    return min(max(share, 1) if pool else 0, pool)
+
+
 def choose_videos(per_class: dict[str, dict[str, list[str]]], videos_per_class: int | None,
-                  rng: np.random.Generator) -> set[str] | None:
-    """Relative video paths kept (None: all), drawn per class from fold 1's train/test."""
+                  rng: np.random.Generator, train_count: bool = False) -> set[str] | None:
+    """Relative video paths kept (None: all), drawn per class from its ``"train"`` pool and
+    its held-out pools (the other keys).
+
+    ``train_count`` False (UCF101): ``videos_per_class`` counts all of a class's videos, the
+    held-out pools taking their proportion of it. True (Kinetics): it counts train videos (up
+    to: fewer where the class has fewer) and each held-out pool adds its proportion of those.
+    """
     if videos_per_class is None:
         return None
     if videos_per_class < 1:
         raise SubsetError(f"--videos-per-class must be positive, got {videos_per_class}")
     keep: set[str] = set()
     for name, splits in per_class.items():
-        train, test = sorted(splits["train"]), sorted(splits["test"])
-        total = len(train) + len(test)
-        if videos_per_class > total:
-            raise SubsetError(f"--videos-per-class {videos_per_class}: class {name!r} has "
-                              f"only {total} videos in fold 1")
-        n_test = round(videos_per_class * len(test) / total)
-        if test and n_test == 0:
-            n_test = 1
-        n_test = min(n_test, len(test), videos_per_class)
-        n_train = videos_per_class - n_test
-        for pool, n in ((train, n_train), (test, n_test)):
+        pools = {split: sorted(set(videos)) for split, videos in splits.items()}
+        train = pools.pop("train")
+        if train_count:
+            n_train = min(videos_per_class, len(train))
+            held = {split: _share(n_train, len(pool), len(train)) for split, pool in pools.items()}
+        else:
+            total = len(train) + sum(map(len, pools.values()))
+            if videos_per_class > total:
+                raise SubsetError(f"--videos-per-class {videos_per_class}: class {name!r} has "
+                                  f"only {total} videos in fold 1")
+            held = {split: _share(videos_per_class, len(pool), total)
+                    for split, pool in pools.items()}
+            n_train = videos_per_class - sum(held.values())
+        for pool, n in ((train, n_train), *((pools[s], n) for s, n in held.items())):
             keep.update(rng.choice(pool, size=n, replace=False).tolist() if n else [])
     return keep
 
 
-def make_subset(src: str | os.PathLike, dst: str | os.PathLike, num_classes: int | None = None,
-                videos_per_class: int | None = None, class_list: str | os.PathLike | None = None,
-                layout: str = "auto", seed: int = 0, copy: bool = False) -> dict:
-    """Write the subset (see the module docstring); returns the manifest."""
-    src, dst = Path(src).resolve(), Path(dst).absolute()
-    if (num_classes is None) == (class_list is None):
-        raise SubsetError("give exactly one of --classes and --class-list")
-    if not src.is_dir():
-        raise SubsetError(f"--src {src} is not a directory")
-    if layout == "auto":
-        layout = detect_layout(src)
-    if layout == "kinetics":
-        raise SubsetError(
-            "kinetics subsets need a writer for the Kinetics layout (filtered "
-            "annotations/<split>.csv plus the video folders of "
-            "vidsparse.data.datasets.Kinetics), which make_subset.py does not have yet; "
-            "only UCF101-layout sources are supported")
-    if layout != "ucf101":
-        raise SubsetError(f"unknown --layout {layout!r}; use ucf101, kinetics or auto")
-    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
-        raise SubsetError(f"--dst {dst} exists and is not empty; pick a new folder")
-
-    rng = np.random.default_rng(seed)
+def plan_ucf101(src: Path, num_classes: int | None, class_list: Path | None,
+                videos_per_class: int | None, rng: np.random.Generator) -> Plan:
+    """``ucfTrainTestlist/`` of the chosen classes and videos, ``UCF-101/`` links."""
     classes = ucf101_classes(src)
-    chosen = choose_classes(classes, num_classes, None if class_list is None
-                            else Path(class_list), rng)
+    chosen = choose_classes(classes, num_classes, class_list, rng)
     new_label = {classes.index(c): i for i, c in enumerate(chosen)}
     videos_root = src / UCF101_VIDEOS
 
@@ -153,22 +181,115 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, num_classes: int
                 fold1[classes[label]][split].append(relative)
     keep = choose_videos(fold1, videos_per_class, rng)
 
+    files = {f"{UCF101_LISTS}/classInd.txt": "".join(f"{i + 1} {c}\n"
+                                                      for i, c in enumerate(chosen))}
+    counts, videos = {}, {}
+    for name, (split, entries) in lists.items():
+        kept = [(r, lab) for r, lab in entries if keep is None or r in keep]
+        lines = [f"{r} {new_label[lab] + 1}" if split == "train" else r for r, lab in kept]
+        files[f"{UCF101_LISTS}/{name}"] = "".join(f"{x}\n" for x in lines)
+        counts[name] = len(kept)
+        videos.update((f"{UCF101_VIDEOS}/{r}", videos_root / r) for r, _ in kept)
+    return Plan(chosen, {c: classes.index(c) for c in chosen}, files, videos, counts, {})
+
+
+def plan_kinetics(src: Path, num_classes: int | None, class_list: Path | None,
+                  videos_per_class: int | None, rng: np.random.Generator) -> Plan:
+    """``annotations/<split>.csv`` of the chosen classes and videos, ``<split>/…`` links."""
+    classes = kinetics_classes(src)
+    chosen = choose_classes(classes, num_classes, class_list, rng, "train CSV labels")
+    wanted = set(chosen)
+
+    # Per split CSV: its header and its chosen rows as (raw row, label, video relative to
+    # src or None where the video is missing), found as vidsparse.data.Kinetics finds them.
+    splits: dict[str, tuple[list[str], list[tuple[list[str], str, str | None]]]] = {}
+    unlabeled = []
+    for split in KINETICS_SUBSET_SPLITS:
+        try:
+            path = kinetics_csv(src, split)
+        except FileNotFoundError:
+            continue
+        rows = kinetics_rows(src, split)
+        if rows[0].label is None:
+            unlabeled.append(path.name)
+            continue
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            raw = {reader.line_num: record for record in reader}
+        try:
+            finder = _StemFinder(_kinetics_video_dir(src, split))
+        except FileNotFoundError:
+            finder = None
+        entries = []
+        for row in rows:
+            if row.label in wanted:
+                found = finder and finder.find(row.label, row.filename[:-len(".mp4")])
+                entries.append((raw[int(row.where.rsplit(":", 1)[1])], row.label,
+                                found and found.relative_to(src).as_posix()))
+        splits[path.name] = (raw[1], entries)
+
+    train_name = kinetics_csv(src, "train").name
+    pools = {c: {("train" if name == train_name else name): [] for name in splits}
+             for c in chosen}
+    for name, (_, entries) in splits.items():
+        for _, label, relative in entries:
+            if relative is not None:
+                pools[label]["train" if name == train_name else name].append(relative)
+    empty = [c for c in chosen if not pools[c]["train"]]
+    if empty:
+        raise SubsetError(f"class {empty[0]!r} has no train video on disk under {src}")
+    keep = choose_videos(pools, videos_per_class, rng, train_count=True)
+
+    files, counts, missing, videos = {}, {}, {}, {}
+    for name, (header, entries) in splits.items():
+        missing[name] = sum(relative is None for _, _, relative in entries)
+        kept = [(record, relative) for record, _, relative in entries
+                if relative is not None and (keep is None or relative in keep)]
+        counts[name] = len(kept)
+        if kept:  # a CSV with no rows would not load
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerows(
+                [header, *(record for record, _ in kept)])
+            files[f"annotations/{name}"] = buffer.getvalue()
+        videos.update((relative, src / relative) for _, relative in kept)
+    extra = {"missing": missing, **({"unlabeled": unlabeled} if unlabeled else {})}
+    return Plan(chosen, {c: classes.index(c) for c in chosen}, files, videos, counts, extra)
+
+
+PLANNERS: dict[str, Callable[..., Plan]] = {"ucf101": plan_ucf101, "kinetics": plan_kinetics}
+
+
+def make_subset(src: str | os.PathLike, dst: str | os.PathLike, num_classes: int | None = None,
+                videos_per_class: int | None = None, class_list: str | os.PathLike | None = None,
+                layout: str = "auto", seed: int = 0, copy: bool = False) -> dict:
+    """Write the subset (see the module docstring); returns the manifest."""
+    src, dst = Path(src).resolve(), Path(dst).absolute()
+    if (num_classes is None) == (class_list is None):
+        raise SubsetError("give exactly one of --classes and --class-list")
+    if not src.is_dir():
+        raise SubsetError(f"--src {src} is not a directory")
+    if layout == "auto":
+        layout = detect_layout(src)
+    if layout not in PLANNERS:
+        raise SubsetError(f"unknown --layout {layout!r}; use ucf101, kinetics or auto")
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise SubsetError(f"--dst {dst} exists and is not empty; pick a new folder")
+
+    try:
+        plan = PLANNERS[layout](src, num_classes, None if class_list is None
+                                else Path(class_list), videos_per_class,
+                                np.random.default_rng(seed))
+    except (DatasetFormatError, FileNotFoundError) as err:
+        raise SubsetError(f"{layout} layout: {err}") from None
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
     try:
-        (tmp / UCF101_LISTS).mkdir()
-        (tmp / UCF101_LISTS / "classInd.txt").write_text(
-            "".join(f"{i + 1} {c}\n" for i, c in enumerate(chosen)), encoding="utf-8")
-        counts, videos = {}, set()
-        for name, (split, entries) in lists.items():
-            kept = [(r, lab) for r, lab in entries if keep is None or r in keep]
-            lines = [f"{r} {new_label[lab] + 1}" if split == "train" else r for r, lab in kept]
-            (tmp / UCF101_LISTS / name).write_text("".join(f"{x}\n" for x in lines),
-                                                   encoding="utf-8")
-            counts[name] = len(kept)
-            videos.update(r for r, _ in kept)
-        for relative in sorted(videos):
-            target, link = videos_root / relative, tmp / UCF101_VIDEOS / relative
+        for relative, text in plan.files.items():
+            (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp / relative, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+        for relative, target in sorted(plan.videos.items()):
+            link = tmp / relative
             link.parent.mkdir(parents=True, exist_ok=True)
             if copy:
                 shutil.copy2(target.resolve(), link)
@@ -176,9 +297,9 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, num_classes: int
                 link.symlink_to(target.resolve())
         manifest = {
             "source": str(src), "layout": layout, "seed": seed, "copy": copy,
-            "classes": chosen, "source_labels": {c: classes.index(c) for c in chosen},
-            "videos_per_class": videos_per_class, "videos": len(videos),
-            "split_counts": counts,
+            "classes": plan.chosen, "source_labels": plan.source_labels,
+            "videos_per_class": videos_per_class, "videos": len(plan.videos),
+            "split_counts": plan.counts, **plan.extra,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
@@ -205,9 +326,10 @@ def main(argv: list[str] | None = None) -> dict:
     which.add_argument("--classes", type=int, help="number of classes to draw")
     which.add_argument("--class-list", help="file naming the classes, one per line")
     parser.add_argument("--videos-per-class", type=int, help="videos drawn per class "
-                        "(default: all)")
+                        "(UCF101: in all; Kinetics: train, validate in proportion; "
+                        "default: all)")
     parser.add_argument("--layout", default="auto", choices=("ucf101", "kinetics", "auto"),
-                        help="source layout (default auto; kinetics is not supported yet)")
+                        help="source layout (default auto)")
     parser.add_argument("--seed", type=int, default=0, help="draw seed (default 0)")
     parser.add_argument("--copy", action="store_true", help="copy videos instead of symlinking")
     args = parser.parse_args(argv)

@@ -1,16 +1,18 @@
-"""data_tools/make_subset.py end to end on the tiny synthetic UCF101 fixture."""
+"""data_tools/make_subset.py end to end on the tiny synthetic UCF101 and Kinetics fixtures."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-from vidsparse.data import UCF101
-from vidsparse.data.datasets import ucf101_classes
+from vidsparse.data import UCF101, Kinetics
+from vidsparse.data.datasets import kinetics_classes, ucf101_classes
 
 SCRIPT = Path(__file__).resolve().parents[1] / "data_tools" / "make_subset.py"
 spec = importlib.util.spec_from_file_location("make_subset", SCRIPT)
@@ -91,7 +93,7 @@ def test_class_list_and_copy(synthetic_ucf101, tmp_path):
     (["--classes", 4], "source has 3 classes"),
     (["--classes", 2, "--videos-per-class", 7], "has only 6 videos"),
     (["--class-list", "LIST"], "class 'MoveUp' is not in"),
-    (["--classes", 2, "--layout", "kinetics"], "kinetics subsets need"),
+    (["--classes", 2, "--layout", "kinetics"], "Kinetics train annotations not found"),
 ])
 def test_clear_errors(synthetic_ucf101, tmp_path, capsys, args, message):
     (tmp_path / "LIST").write_text("MoveDown\nMoveUp\n")
@@ -110,3 +112,111 @@ def test_refuses_a_non_empty_destination(synthetic_ucf101, tmp_path, capsys):
     with pytest.raises(SystemExit):
         _subset(synthetic_ucf101, dst, "--classes", 1)
     assert "not empty" in capsys.readouterr().err and (dst / "keep.txt").exists()
+
+
+# --------------------------------------------------------------------------- Kinetics
+
+
+def _csv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
+
+
+def _csvs(dst: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted((dst / "annotations").iterdir())}
+
+
+def test_kinetics_subset_loads(synthetic_kinetics, tmp_path):
+    # The fixture: "move down", "move left", "move right" x 4 videos, 3 train + 1 validate.
+    dst = tmp_path / "sub"
+    manifest = _subset(synthetic_kinetics, dst, "--classes", 2, "--videos-per-class", 2,
+                       "--layout", "kinetics")
+    source_classes = kinetics_classes(synthetic_kinetics)
+    assert manifest["layout"] == "kinetics" and len(manifest["classes"]) == 2
+    assert manifest["classes"] == [c for c in source_classes if c in manifest["classes"]]
+    assert manifest["source_labels"] == {c: source_classes.index(c) for c in manifest["classes"]}
+    # 2 train per class; validate keeps the source's 1:3 share, at least one: 1 per class.
+    assert manifest["split_counts"] == {"train.csv": 4, "validate.csv": 2}
+    assert manifest["missing"] == {"train.csv": 0, "validate.csv": 0} and manifest["videos"] == 6
+    assert json.loads((dst / "subset_manifest.json").read_text()) == manifest
+    for split, per_class in (("train", 2), ("validate", 1)):
+        ds = Kinetics(dst, split=split)
+        assert ds.classes == manifest["classes"] and not ds.skipped
+        assert sorted(label for _, label in ds.samples) == sorted([0, 1] * per_class)
+        source = _csv(synthetic_kinetics / "annotations" / f"{split}.csv")
+        rows = _csv(dst / "annotations" / f"{split}.csv")
+        assert rows[0] == source[0] and len(rows) == 2 * per_class + 1
+        assert all(row in source[1:] for row in rows[1:])
+        for path, label in ds.samples:
+            relative = path.relative_to(dst)
+            # Nested, as in the source.
+            assert relative.parts[:2] == (split, manifest["classes"][label])
+            assert path.is_symlink() and path.resolve() == synthetic_kinetics / relative
+        clip, label = ds[0]
+        assert clip.shape == (8, 48, 64, 3) and 0 <= label < 2
+
+
+def test_kinetics_same_seed_same_csvs(synthetic_kinetics, tmp_path):
+    args = ("--classes", 2, "--videos-per-class", 2)
+    first = _subset(synthetic_kinetics, tmp_path / "a", *args)
+    assert first == _subset(synthetic_kinetics, tmp_path / "b", *args)
+    assert _csvs(tmp_path / "a") == _csvs(tmp_path / "b")
+    others = {json.dumps(_csvs(tmp_path / f"s{seed}")) for seed in range(1, 6)
+              if _subset(synthetic_kinetics, tmp_path / f"s{seed}", *args, "--seed", seed)}
+    assert len(others | {json.dumps(_csvs(tmp_path / "a"))}) > 1
+
+
+def test_kinetics_class_list_auto_layout_and_copy(synthetic_kinetics, tmp_path):
+    names = tmp_path / "mini_kinetics.txt"
+    names.write_text("move right\nMove Down\n\n")
+    manifest = _subset(synthetic_kinetics, tmp_path / "sub", "--class-list", names, "--copy")
+    assert manifest["layout"] == "kinetics" and manifest["classes"] == ["move down", "move right"]
+    assert manifest["split_counts"] == {"train.csv": 6, "validate.csv": 2}
+    train = Kinetics(tmp_path / "sub", split="train")
+    assert train.classes == ["move down", "move right"] and len(train) == 6
+    for path, _ in train.samples:
+        assert path.is_file() and not path.is_symlink()
+        assert path.read_bytes() == (synthetic_kinetics / path.relative_to(tmp_path / "sub")
+                                     ).read_bytes()
+
+
+def test_kinetics_unknown_label_is_named(synthetic_kinetics, tmp_path, capsys):
+    names = tmp_path / "classes.txt"
+    names.write_text("move down\nmove up\n")
+    with pytest.raises(SystemExit):
+        _subset(synthetic_kinetics, tmp_path / "sub", "--class-list", names)
+    assert "class 'move up' is not in the source's train CSV labels" in capsys.readouterr().err
+    assert not (tmp_path / "sub").exists() and not list(tmp_path.glob(".sub.partial-*"))
+
+
+def test_kinetics_flat_odd_labels_and_missing_videos(synthetic_kinetics, tmp_path):
+    # A flat source (<split>/<video>, as cvdfoundation's archives unpack) with "val" names, a
+    # label with spaces, quotes and parentheses, and one train video gone.
+    src = tmp_path / "src"
+    odd = 'passing "American" football (in game), down'
+    for split, name in (("train", "train"), ("validate", "val")):
+        (src / name).mkdir(parents=True)
+        for video in sorted((synthetic_kinetics / split).glob("*/*.mp4")):
+            shutil.copy(video, src / name / video.name)
+        rows = _csv(synthetic_kinetics / "annotations" / f"{split}.csv")
+        rows = [rows[0]] + [[odd if r[0] == "move down" else r[0], *r[1:]] for r in rows[1:]]
+        with open(src / f"{name}.csv", "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(rows)
+    gone = next(r for r in _csv(src / "train.csv")[1:] if r[0] == odd)
+    (src / "train" / f"{gone[1]}_{int(gone[2]):06d}_{int(gone[3]):06d}.mp4").unlink()
+    (tmp_path / "list.txt").write_text(f"{odd}\nmove left\n")
+
+    dst = tmp_path / "sub"
+    manifest = _subset(src, dst, "--class-list", tmp_path / "list.txt")
+    assert manifest["classes"] == ["move left", odd]
+    assert manifest["missing"] == {"train.csv": 1, "val.csv": 0}
+    assert manifest["split_counts"] == {"train.csv": 5, "val.csv": 2}
+    assert sorted(p.name for p in (dst / "annotations").iterdir()) == ["train.csv", "val.csv"]
+    assert gone not in _csv(dst / "annotations" / "train.csv")
+    for split, count in (("train", 5), ("val", 2)):
+        ds = Kinetics(dst, split=split)
+        assert ds.classes == ["move left", odd] and len(ds) == count and not ds.skipped
+        rows = _csv(dst / "annotations" / f"{split}.csv")
+        assert all(row in _csv(src / f"{split}.csv") for row in rows)
+        for path, _ in ds.samples:
+            assert path.parent == dst / split and path.resolve() == src / split / path.name
