@@ -97,3 +97,15 @@ def test_resume_auto_from_a_checkpoint_matches_the_uninterrupted_run(synthetic_u
         assert a.keys() == b.keys()
         for key in a:
             assert torch.equal(a[key], b[key]), (name, key)
+
+
+def test_training_on_a_kinetics_layout_detected_automatically(synthetic_kinetics, tmp_path):
+    out = tmp_path / "kinetics"
+    proc = run([sys.executable, "recipes/train.py", "--config", "recipes/configs/r3d_tiny_set.yaml",
+                f"output_dir={out}", f"data.root={synthetic_kinetics}", "data.layout=auto",
+                "data.test_split=validate", "max_steps=2", "batch_size=2"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "final" / "run.json").read_text())
+    assert "test_accuracy" in result and "on 3 videos" in proc.stdout + proc.stderr
+    _, cfg, _ = load_final(out)
+    assert cfg["model"]["num_classes"] == 3 and cfg["data"]["layout"] == "auto"
