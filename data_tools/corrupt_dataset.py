@@ -58,10 +58,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--src", required=True, type=Path,
+    parser.add_argument("--src", type=Path,
                         help="UCF101-layout root (UCF-101/ and ucfTrainTestlist/)")
     parser.add_argument("--dst", required=True, type=Path, help="output root (created if missing)")
-    parser.add_argument("--corruptions", required=True,
+    parser.add_argument("--verify", action="store_true",
+                        help="write nothing: re-check every file DST's manifest lists against its "
+                             "sha256 and exit 1 if any is missing or differs")
+    parser.add_argument("--corruptions",
                         help=f"comma-separated names, or 'all' ({', '.join(list_corruptions())})")
     parser.add_argument("--severities", default="1,2,3,4,5", help="comma-separated, 1-5 (default: all)")
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
@@ -230,8 +233,31 @@ def write_manifest(dst: Path, entries: dict[str, dict], settings: dict) -> None:
     write_atomic(dst / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
 
 
+def verify(dst: Path) -> int:
+    """Re-hash every file the manifest lists; print what is missing or changed."""
+    if not (dst / MANIFEST).is_file():
+        print(f"error: {dst / MANIFEST} not found: nothing to verify", file=sys.stderr)
+        return 2
+    entries = load_manifest(dst)
+    bad = []
+    for path, entry in sorted(entries.items()):
+        if not (dst / path).is_file():
+            bad.append(f"missing  {path}")
+        elif sha256_file(dst / path) != entry["sha256"]:
+            bad.append(f"changed  {path}")
+    for line in bad:
+        print(line)
+    print(f"verified {len(entries) - len(bad)} of {len(entries)} files in {dst}"
+          + (f"; {len(bad)} missing or changed" if bad else ": all match the manifest"))
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, args = parse_args(argv)
+    if args.verify:
+        return verify(args.dst)
+    if args.src is None or args.corruptions is None:
+        parser.error("--src and --corruptions are required (unless --verify)")
     # Everything that can be wrong with the request is checked before DST is touched.
     try:
         corruptions = parse_corruptions(args.corruptions)

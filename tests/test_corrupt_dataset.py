@@ -136,3 +136,19 @@ def test_bad_requests_fail_before_writing(synthetic_ucf101, tmp_path, capsys, ba
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
     assert not dst.exists()
+
+
+def test_verify_reports_missing_and_changed_files(corrupted, tmp_path, capsys):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(corrupted, copy)
+    assert tool.main(["--dst", str(copy), "--verify"]) == 0
+    assert "all match the manifest" in capsys.readouterr().out
+    files = sorted(e["path"] for e in _manifest(copy)["files"])
+    (copy / files[0]).unlink()
+    with open(copy / files[1], "ab") as f:
+        f.write(b"\0")
+    assert tool.main(["--dst", str(copy), "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert f"missing  {files[0]}" in out and f"changed  {files[1]}" in out
+    assert tool.main(["--dst", str(tmp_path / "nothing"), "--verify"]) == 2
