@@ -37,6 +37,22 @@ MANIFEST = "manifest.json"
 # bgr0 is the RGB layout FFV1 accepts in AVI. Every other codec gets the usual yuv420p.
 PIX_FMTS = {"ffv1": "bgr0"}
 DEFAULT_PIX_FMT = "yuv420p"
+STORAGE = {"lossless": "ffv1", "h264": "libx264"}
+
+
+def encoding(spec: str) -> tuple[str, dict[str, str]]:
+    """``"libx264:crf=18"`` -> ``("libx264", {"crf": "18"})``: the codec and its options.
+
+    The spec string is what the manifest records, so a rerun with another CRF redoes files.
+    """
+    codec, _, opts = spec.partition(":")
+    return codec, dict(o.split("=", 1) for o in opts.split(",") if o)
+
+
+def write_encoded(path: Path, frames, fps: float, spec: str) -> Path:
+    codec, options = encoding(spec)
+    return write_video(path, frames, fps, codec=codec, options=options or None,
+                       pix_fmt=PIX_FMTS.get(codec, DEFAULT_PIX_FMT))
 
 
 @dataclass(frozen=True)
@@ -70,10 +86,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     parser.add_argument("--fold", type=int, default=1, help="which testlist0N.txt (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    parser.add_argument("--codec", default="ffv1",
-                        help="codec of the written .avi files. Default ffv1 is lossless (RGB), so "
-                             "writing adds no second corruption on top of the one applied; a lossy "
-                             "codec such as mpeg4 would")
+    parser.add_argument("--storage", choices=sorted(STORAGE), default="lossless",
+                        help="how the corrupted videos are stored: lossless (FFV1 in RGB: the "
+                             "stored frames are exactly the corrupted ones; the default) or h264 "
+                             "(libx264 at --crf: much smaller, but it adds its own compression on "
+                             "top of the corruption)")
+    parser.add_argument("--crf", type=int, default=18, help="x264 CRF for --storage h264 (default 18)")
+    parser.add_argument("--codec", default=None,
+                        help="advanced: any FFmpeg encoder for the .avi files, overriding --storage")
     return parser, parser.parse_args(argv)
 
 
@@ -109,8 +129,7 @@ def check_codec(codec: str) -> None:
     """Write one tiny frame with ``codec`` outside DST, so a bad codec fails before any work."""
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            write_video(Path(tmp) / "probe.avi", np.zeros((1, 16, 16, 3), np.uint8), codec=codec,
-                        pix_fmt=PIX_FMTS.get(codec, DEFAULT_PIX_FMT))
+            write_encoded(Path(tmp) / "probe.avi", np.zeros((1, 16, 16, 3), np.uint8), 25.0, codec)
         except Exception as exc:  # PyAV raises several error types for an unusable codec
             raise ValueError(f"cannot write .avi with codec {codec!r}: {exc}") from exc
 
@@ -186,8 +205,7 @@ def corrupt_video(task: tuple[str, str, list[Job], str, str]) -> list[dict]:
     entries = []
     for job in jobs:
         out = corrupt(frames, job.corruption, job.severity, seed=job.seed)
-        path = write_video(Path(dst) / job.path, out, fps, codec=codec,
-                           pix_fmt=PIX_FMTS.get(codec, DEFAULT_PIX_FMT))
+        path = write_encoded(Path(dst) / job.path, out, fps, codec)
         entries.append({"path": job.path, "source": job.source, "source_sha256": src_sha,
                         "label": job.label, "corruption": job.corruption,
                         "severity": job.severity, "seed": job.seed, "codec": codec,
@@ -264,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         severities = parse_severities(args.severities)
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        if args.codec is None:
+            args.codec = STORAGE[args.storage] + (f":crf={args.crf}" if args.storage == "h264" else "")
         check_codec(args.codec)
         index = ucf101_index(args.src, "test", args.fold)
     except (ValueError, FileNotFoundError) as err:
@@ -275,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                                 entries, args.dst, args.codec)
     write_split_lists(args.src, args.dst, args.fold, corruptions, severities)
     settings = {"src": str(args.src.resolve()), "fold": args.fold, "seed": args.seed,
-                "codec": args.codec, "pix_fmt": PIX_FMTS.get(args.codec, DEFAULT_PIX_FMT),
+                "codec": args.codec, "pix_fmt": PIX_FMTS.get(encoding(args.codec)[0], DEFAULT_PIX_FMT),
                 "corruptions": corruptions, "severities": severities}
     written: Counter[str] = Counter()
     try:

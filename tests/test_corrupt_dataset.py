@@ -152,3 +152,20 @@ def test_verify_reports_missing_and_changed_files(corrupted, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"missing  {files[0]}" in out and f"changed  {files[1]}" in out
     assert tool.main(["--dst", str(tmp_path / "nothing"), "--verify"]) == 2
+
+
+def test_h264_storage_is_smaller_records_its_crf_and_reads_back(synthetic_ucf101, corrupted, tmp_path):
+    dst = tmp_path / "h264"
+    args = ["--src", str(synthetic_ucf101), "--dst", str(dst), "--corruptions", "gaussian_noise",
+            "--severities", "1", "--storage", "h264", "--crf", "30"]
+    assert tool.main(args) == 0
+    entries = _manifest(dst)["files"]
+    assert {e["codec"] for e in entries} == {"libx264:crf=30"}
+    lossless = {e["path"]: e for e in _manifest(corrupted)["files"]}
+    for e in entries:
+        assert (dst / e["path"]).stat().st_size < (corrupted / lossless[e["path"]]["path"]).stat().st_size
+    root = dst / "gaussian_noise" / "1"
+    assert _named(ucf101_index(root, "test")) == _named(ucf101_index(synthetic_ucf101, "test"))
+    # Another CRF is another encoding: a rerun redoes the files instead of skipping them.
+    assert tool.main(args[:-1] + ["20"]) == 0
+    assert {e["codec"] for e in _manifest(dst)["files"]} == {"libx264:crf=20"}
