@@ -124,7 +124,7 @@ def test_a_fresh_run_with_workers_gives_the_same_files(synthetic_ucf101, corrupt
 
 
 @pytest.mark.parametrize("bad,message", [
-    (["--corruptions", "fog,nope"], "unknown corruption(s) nope; known: brightness"),
+    (["--corruptions", "fog,nope"], "unknown corruption(s) nope; known: bit_error, box_jumble, brightness"),
     (["--corruptions", "fog", "--severities", "1,6"], "severities must be"),
     (["--corruptions", "fog", "--codec", "nope"], "cannot write .avi with codec 'nope'"),
     (["--corruptions", "fog", "--fold", "2"], "testlist02.txt"),

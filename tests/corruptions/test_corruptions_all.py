@@ -10,7 +10,7 @@ from vidsparse.corruptions import CORRUPTIONS, corrupt, list_corruptions
 
 ALL = sorted(list_corruptions())
 # Corruptions with no random draw: the seed must not matter. Every other one must depend on it.
-DETERMINISTIC = {"brightness", "contrast", "defocus_blur", "h264_crf"}
+DETERMINISTIC = {"brightness", "contrast", "defocus_blur", "frame_rate", "gaussian_blur", "h264_abr", "h264_crf", "h265_abr", "h265_crf", "jpeg_compression", "pixelate", "reverse_sampling", "sampling", "saturate", "temporal_motion_blur", "zoom_blur"}
 
 
 def test_the_issue_2_corruptions_are_registered():
@@ -28,7 +28,7 @@ def test_same_seed_same_output_and_type(clip, name):
     b = corrupt(clip.copy(), name, severity=3, seed=7)
     assert isinstance(a, np.ndarray) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
-    # Only a temporal corruption may change T (ours do not: see test_corruptions_temporal.py).
+    # Only a temporal corruption may change T (frame_rate does: see test_temporal_suite.py).
     same = slice(None) if list_corruptions()[name] != "temporal" else slice(1, None)
     assert a.shape[same] == clip.shape[same]
 
@@ -59,7 +59,9 @@ def test_torch_in_torch_out_matches_numpy(clip, name):
 def test_batch_of_clips(clip, name):
     batch = np.stack([clip, clip[:, ::-1]])
     out = corrupt(batch, name, severity=2, seed=0)
-    assert out.shape == batch.shape and out.dtype == np.uint8
+    keeps_t = list_corruptions()[name] != "temporal"
+    assert out.dtype == np.uint8 and out.shape[:1] + out.shape[2:] == batch.shape[:1] + batch.shape[2:]
+    assert not keeps_t or out.shape == batch.shape
     if name in DETERMINISTIC:  # clip i of a batch is corrupted exactly as it would be alone
         np.testing.assert_array_equal(out[1], corrupt(batch[1], name, severity=2))
 

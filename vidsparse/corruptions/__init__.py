@@ -13,7 +13,7 @@ from vidsparse.corruptions.registry import (
     source_name,
     video_seed,
 )
-from vidsparse.corruptions import codec, spatial, temporal  # noqa: F401  (importing registers them)
+from vidsparse.corruptions import blur, codec, digital, spatial, temporal, weather  # noqa: F401  (importing registers them)
 
 __all__ = ["CORRUPTIONS", "KINDS", "SEVERITIES", "corrupt", "list_corruptions", "register_corruption",
            "source_name", "video_seed"]

@@ -15,9 +15,12 @@ import torch
 import torch.nn.functional as F
 
 # How a random pattern relates to the frames of a clip: drawn once and reused for every frame
-# (temporally consistent, the default) or redrawn for every frame (the per-frame i.i.d.
-# behaviour of the image benchmarks applied frame by frame, kept for comparison).
-TEMPORAL_MODES = ("static", "iid")
+# (temporally consistent, the default), redrawn for every frame (the per-frame i.i.d.
+# behaviour of the image benchmarks applied frame by frame, kept for comparison), or drifting
+# smoothly: keyframe patterns every SMOOTH_PERIOD frames, blended in between (the slowly
+# changing perturbation sequences of ImageNet-P, Hendrycks & Dietterich 2019).
+TEMPORAL_MODES = ("static", "iid", "smooth")
+SMOOTH_PERIOD = 8  # frames between two keyframe patterns in "smooth" mode
 
 # ImageNet-C's pixel-sized constants (blur radii, fog map size) are defined for 224 x 224
 # crops (Hendrycks & Dietterich 2019), and Yi et al. 2021 apply them to 224 x 224 video crops.
@@ -32,10 +35,45 @@ def check_choice(option: str, value, choices: Sequence) -> None:
         raise ValueError(f"{option} must be one of {tuple(choices)}, got {value!r}")
 
 
-def pattern_count(temporal: str, num_frames: int) -> int:
-    """How many patterns to draw: 1 for a clip-wide pattern, ``T`` for one per frame."""
+def temporal_patterns(rng: np.random.Generator, temporal: str, num_frames: int, draw,
+                      blend: str = "variance") -> np.ndarray:
+    """``draw(rng, n)`` patterns (an ``n x ...`` array): 1 (static), ``T`` (iid) or ``T`` smooth.
+
+    In ``"smooth"`` mode keyframes are drawn every :data:`SMOOTH_PERIOD` frames and frame ``t``
+    blends the two around it, at ``s = t / period - k``: ``blend="variance"`` weighs them
+    ``cos(pi s / 2)`` and ``sin(pi s / 2)``, which keeps the variance of zero-mean noise (a linear
+    blend would halve it between keyframes, so noise would pulse); ``"linear"`` weighs them
+    ``1 - s`` and ``s`` (for maps and angles, which must stay in range).
+    """
     check_choice("temporal", temporal, TEMPORAL_MODES)
-    return 1 if temporal == "static" else num_frames
+    if temporal != "smooth":
+        return draw(rng, 1 if temporal == "static" else num_frames)
+    position = np.arange(num_frames) / SMOOTH_PERIOD
+    key = np.floor(position).astype(int)
+    s = position - key
+    keys = draw(rng, int(key[-1]) + 2)
+    a, b = (np.cos(np.pi * s / 2), np.sin(np.pi * s / 2)) if blend == "variance" else (1 - s, s)
+    shape = (num_frames,) + (1,) * (keys.ndim - 1)
+    return (a.reshape(shape) * keys[key] + b.reshape(shape) * keys[key + 1]).astype(keys.dtype)
+
+
+def uniform_patterns(rng: np.random.Generator, temporal: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform [0, 1) fields, ``N x shape[1:]`` (``shape[0]`` is ``T``), for the temporal mode.
+
+    Smooth uniforms are smoothly blended Gaussians pushed through the normal CDF.
+    """
+    if temporal != "smooth":
+        return temporal_patterns(rng, temporal, shape[0],
+                                 lambda r, n: r.random((n,) + shape[1:], dtype=np.float32))
+    normal = temporal_patterns(rng, temporal, shape[0],
+                               lambda r, n: r.standard_normal((n,) + shape[1:], dtype=np.float32))
+    return torch.special.ndtr(torch.from_numpy(normal)).numpy().clip(0, np.nextafter(1, 0, dtype=np.float32))
+
+
+def normal_patterns(rng: np.random.Generator, temporal: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Standard normal float32 fields ``N x shape[1:]`` (``shape[0]`` is ``T``)."""
+    return temporal_patterns(rng, temporal, shape[0],
+                             lambda r, n: r.standard_normal((n,) + shape[1:], dtype=np.float32))
 
 
 def to_float(video: torch.Tensor) -> torch.Tensor:
@@ -101,6 +139,29 @@ def shift_and_add(x: torch.Tensor, offsets: Sequence[tuple[int, int]], weights: 
 def gaussian_1d(sigma: float, radius: int) -> np.ndarray:
     taps = np.exp(-np.arange(-radius, radius + 1) ** 2 / (2.0 * sigma**2))
     return taps / taps.sum()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float, truncate: float = 4.0) -> torch.Tensor:
+    """Separable Gaussian blur of every frame/channel of ``x`` (T x H x W x C), edges replicated.
+
+    ``truncate`` standard deviations of taps, as ``skimage.filters.gaussian`` (ImageNet-C's).
+    """
+    radius = max(1, math.ceil(truncate * sigma))
+    taps = torch.from_numpy(gaussian_1d(sigma, radius)).to(torch.float32)
+    return convolve_frames(convolve_frames(x, taps[None, :]), taps[:, None])
+
+
+def zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Zoom every frame about its centre by ``factor`` (> 1 enlarges), keeping the size.
+
+    ImageNet-C's ``clipped_zoom`` (crop the central ``1 / factor``, resize it back), done as one
+    bilinear ``grid_sample`` over the clip.
+    """
+    planes = x.permute(0, 3, 1, 2)
+    theta = torch.tensor([[1 / factor, 0, 0], [0, 1 / factor, 0]], dtype=x.dtype, device=x.device)
+    grid = F.affine_grid(theta.expand(len(planes), 2, 3), list(planes.shape), align_corners=False)
+    return F.grid_sample(planes, grid, mode="bilinear", padding_mode="border",
+                         align_corners=False).permute(0, 2, 3, 1)
 
 
 def resize_maps(maps: torch.Tensor, height: int, width: int) -> torch.Tensor:

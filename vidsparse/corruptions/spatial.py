@@ -7,8 +7,12 @@ Kinetics-C / Mini SSv2-C. The code is ours: float32 torch on the whole ``T x H x
 
 A corruption with a random pattern (noise field, fog map, blur direction) takes
 ``temporal="static"`` (default: one pattern for the clip, so it stays put while the content
-moves, as a dirty lens or sensor would) or ``temporal="iid"`` (a new pattern every frame: the
-older benchmarks' behaviour, which flickers).
+moves, as a dirty lens or sensor would), ``temporal="iid"`` (a new pattern every frame: the
+older benchmarks' behaviour, which flickers) or ``temporal="smooth"`` (the pattern drifts:
+keyframe patterns every ``_ops.SMOOTH_PERIOD`` frames, blended in between; noise fields keep
+their variance, maps and blur angles are interpolated linearly; see ``_ops.temporal_patterns``).
+
+More ImageNet-C corruptions live in ``blur.py``, ``digital.py`` and ``weather.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from vidsparse.corruptions.registry import register_corruption
 GAUSSIAN_NOISE_STD = (0.08, 0.12, 0.18, 0.26, 0.38)
 SHOT_NOISE_PHOTONS = (60, 25, 12, 5, 3)  # Poisson rate at full intensity: fewer = noisier
 IMPULSE_NOISE_AMOUNT = (0.03, 0.06, 0.09, 0.17, 0.27)  # fraction of values set to 0 or 1
+SPECKLE_NOISE_STD = (0.15, 0.2, 0.35, 0.45, 0.6)  # multiplicative: x + x * N(0, std)
 MOTION_BLUR_RADIUS_SIGMA = ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15))  # pixels at 224
 MOTION_BLUR_ANGLE = (-45.0, 45.0)  # degrees, uniform
 DEFOCUS_RADIUS_ALIAS = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))  # disk radius at 224, antialias sigma
@@ -34,17 +39,20 @@ CONTRAST_FACTOR = (0.4, 0.3, 0.2, 0.1, 0.05)  # deviation from the per-frame cha
 BRIGHTNESS_SHIFT = (0.1, 0.2, 0.3, 0.4, 0.5)  # added to HSV value
 
 
-def _noise_shape(video: torch.Tensor, temporal: str) -> tuple[int, ...]:
-    t, h, w, c = video.shape
-    return (_ops.pattern_count(temporal, t), h, w, c)
-
-
 @register_corruption("gaussian_noise", kind="spatial")
 def gaussian_noise(video, severity, rng, *, temporal="static"):
     """Additive Gaussian noise; the noise field is drawn once per clip unless ``temporal="iid"``."""
-    noise = rng.standard_normal(_noise_shape(video, temporal), dtype=np.float32)
+    noise = _ops.from_numpy(_ops.normal_patterns(rng, temporal, tuple(video.shape)), video)
     std = GAUSSIAN_NOISE_STD[severity - 1]
-    return _ops.to_uint8((_ops.to_float(video) + std * _ops.from_numpy(noise, video)).clamp_(0, 1))
+    return _ops.to_uint8((_ops.to_float(video) + std * noise).clamp_(0, 1))
+
+
+@register_corruption("speckle_noise", kind="spatial")
+def speckle_noise(video, severity, rng, *, temporal="static"):
+    """Multiplicative Gaussian noise ``x + x * N(0, std)`` (ImageNet-C's speckle noise)."""
+    noise = _ops.from_numpy(_ops.normal_patterns(rng, temporal, tuple(video.shape)), video)
+    x = _ops.to_float(video)
+    return _ops.to_uint8((x + x * SPECKLE_NOISE_STD[severity - 1] * noise).clamp_(0, 1))
 
 
 @register_corruption("shot_noise", kind="spatial")
@@ -56,7 +64,7 @@ def shot_noise(video, severity, rng, *, temporal="static"):
     its noisy value, one that changes gets the noise its new intensity implies.
     """
     photons = SHOT_NOISE_PHOTONS[severity - 1]
-    u = _ops.from_numpy(rng.random(_noise_shape(video, temporal), dtype=np.float32), video)
+    u = _ops.from_numpy(_ops.uniform_patterns(rng, temporal, tuple(video.shape)), video)
     counts = _poisson_quantile(video, photons, u)
     return _ops.to_uint8((counts / photons).clamp_(0, 1))
 
@@ -89,7 +97,7 @@ def _poisson_quantile(video: torch.Tensor, photons: float, u: torch.Tensor,
 def impulse_noise(video, severity, rng, *, temporal="static"):
     """Salt-and-pepper noise: a fraction of values set to 0 or 1, half each (per channel value)."""
     amount = IMPULSE_NOISE_AMOUNT[severity - 1]
-    u = _ops.from_numpy(rng.random(_noise_shape(video, temporal), dtype=np.float32), video)
+    u = _ops.from_numpy(_ops.uniform_patterns(rng, temporal, tuple(video.shape)), video)
     x = _ops.to_float(video)
     pepper = (u < amount / 2).expand_as(x)
     salt = ((u >= amount / 2) & (u < amount)).expand_as(x)
@@ -108,7 +116,10 @@ def motion_blur(video, severity, rng, *, temporal="static"):
     t, h, w, _ = video.shape
     radius, sigma = MOTION_BLUR_RADIUS_SIGMA[severity - 1]
     scale = _ops.reference_scale(h, w)
-    angles = rng.uniform(*MOTION_BLUR_ANGLE, size=_ops.pattern_count(temporal, t))
+    # "smooth": the angle turns slowly (linearly between keyframe angles), like a camera shake
+    # that changes direction.
+    angles = _ops.temporal_patterns(rng, temporal, t, lambda r, n: r.uniform(*MOTION_BLUR_ANGLE, size=n),
+                                    blend="linear")
     x = _ops.to_float(video)
     # Frame by frame even for one angle: the taps then stay in cache (4x faster at 320 x 240).
     frames = [_streak(x[i:i + 1], radius * scale, sigma * scale, angle)
@@ -167,9 +178,10 @@ def fog(video, severity, rng, *, temporal="static"):
     scale = _ops.reference_scale(h, w)
     ref_h, ref_w = max(1, round(h / scale)), max(1, round(w / scale))
     size = _ops.next_power_of_two(max(ref_h, ref_w))
-    maps = [_ops.plasma_fractal(rng, size, decay)[:ref_h, :ref_w]
-            for _ in range(_ops.pattern_count(temporal, t))]
-    haze = _ops.resize_maps(_ops.from_numpy(np.stack(maps), video), h, w)
+    maps = _ops.temporal_patterns(
+        rng, temporal, t, lambda r, n: np.stack([_ops.plasma_fractal(r, size, decay)[:ref_h, :ref_w]
+                                                 for _ in range(n)]), blend="linear")
+    haze = _ops.resize_maps(_ops.from_numpy(maps, video), h, w)
     x = _ops.to_float(video)
     peak = x.max()
     return _ops.to_uint8(((x + strength * haze[..., None]) * peak / (peak + strength)).clamp_(0, 1))
