@@ -94,14 +94,22 @@ class SET(Updater):
         return random_score(weight, generator)
 
 
-@UPDATERS.register("rigl")
-class RigL(SET):
-    """RigL (Evci et al. 2020): regrow where the dense gradient magnitude is largest."""
+class GradientGrowth:
+    """Mixin: regrow where the dense gradient magnitude is largest (RigL's criterion).
+
+    The ``_g`` variants of MEST and GraNet are their random-regrowth class with this mixin
+    in front, so the rule is written once.
+    """
 
     growth_needs_grad = True
 
     def growth_score(self, weight, grad, generator):
         return grad.abs()
+
+
+@UPDATERS.register("rigl")
+class RigL(GradientGrowth, SET):
+    """RigL (Evci et al. 2020): SET's magnitude removal, regrowth by dense gradient."""
 
 
 @UPDATERS.register("mest_r")
@@ -124,13 +132,8 @@ class MEST(SET):
 
 
 @UPDATERS.register("mest_g")
-class MESTGradient(MEST):
+class MESTGradient(GradientGrowth, MEST):
     """MEST with regrowth by dense gradient magnitude."""
-
-    growth_needs_grad = True
-
-    def growth_score(self, weight, grad, generator):
-        return grad.abs()
 
 
 @UPDATERS.register("granet_r")
@@ -144,13 +147,8 @@ class GraNet(SET):
 
 
 @UPDATERS.register("granet_g")
-class GraNetGradient(GraNet):
+class GraNetGradient(GradientGrowth, GraNet):
     """GraNet with regrowth by dense gradient magnitude (the paper's own variant)."""
-
-    growth_needs_grad = True
-
-    def growth_score(self, weight, grad, generator):
-        return grad.abs()
 
 
 @UPDATERS.register("gmp")
