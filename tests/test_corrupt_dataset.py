@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidsparse.corruptions import corrupt
+from vidsparse.corruptions import corrupt, video_seed
 from vidsparse.data.datasets import ucf101_index
 from vidsparse.data.decode import read_video
 
@@ -74,7 +74,9 @@ def test_manifest_lists_every_file_with_its_hash(synthetic_ucf101, corrupted):
     for entry in files:
         assert _sha256(corrupted / entry["path"]) == entry["sha256"]
         assert entry["frames"] == 16 and entry["codec"] == "ffv1"
-        assert entry["seed"] == tool.video_seed(0, entry["corruption"], entry["severity"], entry["source"])
+        assert entry["source"].startswith("UCF-101/")
+        assert entry["seed"] == video_seed(0, entry["corruption"], entry["severity"],
+                                           entry["source"].removeprefix("UCF-101/"))
     assert manifest["settings"]["codec"] == "ffv1" and manifest["settings"]["severities"] == [1, 4]
     assert not list(corrupted.rglob(".*"))  # no temporary files left behind
 
@@ -82,20 +84,20 @@ def test_manifest_lists_every_file_with_its_hash(synthetic_ucf101, corrupted):
 def test_written_frames_are_exactly_the_corruption(synthetic_ucf101, corrupted):
     # FFV1 in RGB is lossless: reading a copy back gives corrupt(source) bit for bit.
     for entry in _manifest(corrupted)["files"][::3]:
-        clean, _ = read_video(synthetic_ucf101 / "UCF-101" / entry["source"])
+        clean, _ = read_video(synthetic_ucf101 / entry["source"])
         stored, _ = read_video(corrupted / entry["path"])
         expected = corrupt(clean, entry["corruption"], entry["severity"], seed=entry["seed"])
         np.testing.assert_array_equal(stored, expected)
 
 
 def test_seeds_are_stable_and_distinct():
-    assert tool.video_seed(0, "fog", 3, "A/v.avi") == tool.video_seed(0, "fog", 3, "A/v.avi")
-    seeds = {tool.video_seed(0, "fog", 3, "A/v.avi"), tool.video_seed(1, "fog", 3, "A/v.avi"),
-             tool.video_seed(0, "fog", 4, "A/v.avi"), tool.video_seed(0, "fog", 3, "A/w.avi")}
+    assert video_seed(0, "fog", 3, "A/v.avi") == video_seed(0, "fog", 3, "A/v.avi")
+    seeds = {video_seed(0, "fog", 3, "A/v.avi"), video_seed(1, "fog", 3, "A/v.avi"),
+             video_seed(0, "fog", 4, "A/v.avi"), video_seed(0, "fog", 3, "A/w.avi")}
     assert len(seeds) == 4
     # Pinned: this value must not change between runs, machines or Python versions (the
     # on-the-fly evaluation derives the same seeds).
-    assert tool.video_seed(0, "fog", 3, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi") == \
+    assert video_seed(0, "fog", 3, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi") == \
         10838482858409462411
 
 
@@ -126,7 +128,7 @@ def test_a_fresh_run_with_workers_gives_the_same_files(synthetic_ucf101, corrupt
 @pytest.mark.parametrize("bad,message", [
     (["--corruptions", "fog,nope"], "unknown corruption(s) nope; known: bit_error, box_jumble, brightness"),
     (["--corruptions", "fog", "--severities", "1,6"], "severities must be"),
-    (["--corruptions", "fog", "--codec", "nope"], "cannot write .avi with codec 'nope'"),
+    (["--corruptions", "fog", "--codec", "nope"], "cannot write .avi files with codec 'nope'"),
     (["--corruptions", "fog", "--fold", "2"], "testlist02.txt"),
 ])
 def test_bad_requests_fail_before_writing(synthetic_ucf101, tmp_path, capsys, bad, message):
@@ -169,3 +171,44 @@ def test_h264_storage_is_smaller_records_its_crf_and_reads_back(synthetic_ucf101
     # Another CRF is another encoding: a rerun redoes the files instead of skipping them.
     assert tool.main(args[:-1] + ["20"]) == 0
     assert {e["codec"] for e in _manifest(dst)["files"]} == {"libx264:crf=20"}
+
+
+@pytest.mark.slow
+def test_a_run_killed_midway_resumes_to_the_same_files(synthetic_ucf101, corrupted, tmp_path):
+    """SIGKILL the tool after some files, plant a half-written temporary, run it again: the
+    result verifies and equals an uninterrupted run's, and no temporary file is left."""
+    import os
+    import signal
+    import time
+
+    dst = tmp_path / "killed"
+    # The manifest is saved after every video here, so the kill lands after some bookkeeping.
+    code = ("import sys, vidsparse.corruptions.generate as g; g.MANIFEST_EVERY_S = 0; "
+            "sys.path.insert(0, 'data_tools'); import corrupt_dataset as t; "
+            "sys.exit(t.main(sys.argv[1:]))")
+    argv = ["--src", str(synthetic_ucf101), "--dst", str(dst), *ARGS]
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (dst / "manifest.json").is_file() and 0 < len(_manifest(dst)["files"]) < 24:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    recorded = len(_manifest(dst)["files"])
+    assert 0 < recorded < 24
+    stale = dst / "gaussian_noise" / "1" / "UCF-101" / "MoveDown" / ".v_MoveDown_g01_c01.k3j2h1g0.avi"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"half a video")
+
+    result = subprocess.run([sys.executable, str(SCRIPT), *argv, "--quiet"], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    skipped = int(result.stdout.split("skipped ")[1].split()[0])
+    assert skipped >= recorded
+    assert tool.main(["--dst", str(dst), "--verify"]) == 0
+    first = {e["path"]: e["sha256"] for e in _manifest(corrupted)["files"]}
+    assert {e["path"]: e["sha256"] for e in _manifest(dst)["files"]} == first
+    assert not [p for p in dst.rglob(".*") if p.is_file()]  # no temporaries

@@ -16,6 +16,7 @@ import torch.nn as nn
 
 import vidsparse
 from vidsparse.checkpoint import save_final
+from vidsparse.corruptions import Corruption
 from vidsparse.data.decode import write_video
 from vidsparse.data.datasets import build_dataset
 from vidsparse.robustness import metrics
@@ -24,7 +25,6 @@ from vidsparse.robustness.evaluate import (
     DEFAULT_CORRUPTIONS,
     Checkpoint,
     Condition,
-    OnTheFlyCorrupted,
     discover_corrupted,
     evaluate,
     load_checkpoint,
@@ -156,7 +156,7 @@ def test_on_the_fly_reproduces_corrupt_dataset_copies(ramp_root, ramp_corrupted)
     clean = build_dataset(data_cfg, "test", None)
     videos = [relative_path(p, ramp_root) for p, _ in clean.samples]
     for condition in (Condition("frame_drop", 5), Condition("gaussian_noise", 5)):
-        fly = OnTheFlyCorrupted(clean, clean.samples, condition, SEED, None)
+        fly = clean.with_corruption(Corruption(*condition, seed=SEED))
         disk = on_disk_subset(ramp_corrupted, condition, data_cfg, None, videos)
         changed = False
         for i in range(len(videos)):

@@ -6,6 +6,7 @@ Importing this package registers every corruption; ``list_corruptions()`` names 
 from vidsparse.corruptions.registry import (
     CORRUPTIONS,
     KINDS,
+    Corruption,
     SEVERITIES,
     corrupt,
     list_corruptions,
@@ -14,6 +15,7 @@ from vidsparse.corruptions.registry import (
     video_seed,
 )
 from vidsparse.corruptions import blur, codec, digital, spatial, temporal, weather  # noqa: F401  (importing registers them)
+from vidsparse.corruptions.generate import corrupt_dataset, dataset_source, verify_dataset
 
-__all__ = ["CORRUPTIONS", "KINDS", "SEVERITIES", "corrupt", "list_corruptions", "register_corruption",
-           "source_name", "video_seed"]
+__all__ = ["CORRUPTIONS", "KINDS", "Corruption", "SEVERITIES", "corrupt", "corrupt_dataset", "dataset_source",
+           "list_corruptions", "register_corruption", "source_name", "verify_dataset", "video_seed"]

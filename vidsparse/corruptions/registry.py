@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -89,6 +90,37 @@ def video_seed(seed: int, corruption: str, severity: int, source: str) -> int:
     """
     key = f"{seed}\0{corruption}\0{severity}\0{source}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
+
+
+@dataclass(frozen=True)
+class Corruption:
+    """One corruption at one severity, with its options and base seed, for a whole dataset.
+
+    Called with a video and its source name, it corrupts the video with that video's own
+    seed (:func:`video_seed`), so it gives the frames ``corrupt_dataset`` writes to disk. The
+    dataset classes take one as ``corruption=`` to corrupt on the fly instead of reading
+    corrupted copies. The name, severity and options are checked when it is made.
+
+    Example:
+        >>> fog = Corruption("fog", severity=3)
+        >>> test = UCF101("data/ucf101", split="test", corruption=fog, transform=transform)
+    """
+
+    name: str
+    severity: int = 3
+    seed: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_options(self.name, CORRUPTIONS.get(self.name), dict(self.options))
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"Corruption({self.name!r}): severity must be one of {SEVERITIES}, "
+                             f"got {self.severity!r}")
+
+    def __call__(self, video: Any, source: str | os.PathLike) -> Any:
+        """Corrupt ``video`` (``T x H x W x C`` uint8), the dataset video at path ``source``."""
+        seed = video_seed(self.seed, self.name, self.severity, source_name(source))
+        return corrupt(video, self.name, self.severity, seed=seed, **self.options)
 
 
 def source_name(path: str | os.PathLike) -> str:

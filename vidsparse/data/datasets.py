@@ -6,6 +6,7 @@ one code path serves it and the real datasets.
 
 from __future__ import annotations
 
+import copy
 import csv
 import os
 import warnings
@@ -17,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vidsparse.data.clips import clip_span, multi_view_clip_indices, test_clip_indices, train_clip_indices
-from vidsparse.data.decode import BACKENDS, read_frames
+from vidsparse.data.decode import BACKENDS, read_frames, read_video
 from vidsparse.data.transforms import stack_views
 from vidsparse.data.index import cache_paths, index_videos, write_atomic
 from vidsparse.registry import Registry
@@ -122,6 +123,12 @@ class VideoClipDataset(Dataset):
     Call :meth:`set_epoch` before building each epoch's ``DataLoader`` iterator; workers
     copy the dataset when the iterator starts (so ``persistent_workers=True`` would keep
     the first epoch's clips).
+
+    ``corruption`` (a :class:`vidsparse.corruptions.Corruption`, or any callable
+    ``(video, path) -> video``) corrupts on the fly: the whole video is decoded, corrupted
+    and the clip is taken from the result, so a temporal corruption that changes the length
+    and a codec corruption see the video as ``corrupt_dataset`` does, and the clip equals the
+    one read from its lossless corrupted copy. It costs a full decode per item.
     """
 
     def __init__(
@@ -135,6 +142,7 @@ class VideoClipDataset(Dataset):
         backend: str = "pyav",
         seed: int = 0,
         num_clips: int = 1,
+        corruption: Callable[[torch.Tensor, Path], torch.Tensor] | None = None,
     ):
         clip_span(frames_per_clip, sampling_rate)  # fail here, not in a worker
         if not isinstance(num_clips, int) or num_clips < 1:
@@ -149,6 +157,7 @@ class VideoClipDataset(Dataset):
         self.backend = backend
         self.seed = seed
         self.num_clips = num_clips if split != "train" else 1
+        self.corruption = corruption
         self.epoch = 0
         samples, classes, skipped, source = self._find(root, split, fold)
         self.classes = list(classes)
@@ -178,6 +187,14 @@ class VideoClipDataset(Dataset):
             raise DatasetFormatError(f"{source}: none of its {len(self.skipped)} videos is "
                                      f"usable (missing or undecodable), e.g. {first}")
 
+    def with_corruption(self, corruption: Callable[[torch.Tensor, Path], torch.Tensor] | None
+                        ) -> "VideoClipDataset":
+        """A copy of this dataset (same videos, same clips, no re-indexing) that corrupts its
+        videos on the fly with ``corruption`` (``None``: clean again)."""
+        other = copy.copy(self)
+        other.corruption = corruption
+        return other
+
     def set_epoch(self, epoch: int) -> None:
         """Draw different training clips for each epoch."""
         self.epoch = int(epoch)
@@ -193,6 +210,8 @@ class VideoClipDataset(Dataset):
         index = range(len(self))[index]  # negative indices and range checks, like a list
         path, label = self.samples[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.corruption is not None:
+            return self._corrupted(path, label, rng)
         if self.split == "train":
             indices = train_clip_indices(self.num_frames(index), self.frames_per_clip,
                                          self.sampling_rate, rng)
@@ -205,6 +224,25 @@ class VideoClipDataset(Dataset):
         if self.transform is None:
             return clip, label
         with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(rng.integers(2**62)))
+            return self.transform(clip), label
+
+    def _corrupted(self, path: Path, label: int, rng) -> tuple[Any, int]:
+        """The item of a corrupted video: decode all of it, corrupt, then pick the clip(s)."""
+        video = self.corruption(torch.from_numpy(read_video(path, self.backend)[0]), path)
+        length = video.shape[0]
+        with torch.random.fork_rng(devices=[]):
+            if self.split == "train":
+                clip = video[train_clip_indices(length, self.frames_per_clip, self.sampling_rate, rng)]
+            elif self.num_clips > 1:
+                clips = multi_view_clip_indices(length, self.frames_per_clip, self.sampling_rate,
+                                                self.num_clips)
+                torch.manual_seed(int(rng.integers(2**62)))
+                return stack_views([video[c] for c in clips], self.transform), label
+            else:
+                clip = video[test_clip_indices(length, self.frames_per_clip, self.sampling_rate)]
+            if self.transform is None:
+                return clip, label
             torch.manual_seed(int(rng.integers(2**62)))
             return self.transform(clip), label
 
@@ -591,8 +629,8 @@ LAYOUT_CLASSES = {"ucf101": UCF101, "kinetics": Kinetics, "folder": VideoFolder}
 
 def _register(layout: str, cls: type) -> None:
     @DATASETS.register(layout)
-    def build(data_cfg: Mapping[str, Any], split: str, transform) -> VideoClipDataset:
-        return cls(data_cfg["root"], split=split, transform=transform,
+    def build(data_cfg: Mapping[str, Any], split: str, transform, corruption=None) -> VideoClipDataset:
+        return cls(data_cfg["root"], split=split, transform=transform, corruption=corruption,
                    **{k: data_cfg[k] for k in DATASET_KEYS if k in data_cfg})
 
 
@@ -601,16 +639,17 @@ for _layout, _cls in LAYOUT_CLASSES.items():
 
 
 @DATASETS.register("auto")
-def _build_auto(data_cfg: Mapping[str, Any], split: str, transform) -> VideoClipDataset:
-    return DATASETS.get(detect_layout(data_cfg["root"]))(data_cfg, split, transform)
+def _build_auto(data_cfg: Mapping[str, Any], split: str, transform, corruption=None) -> VideoClipDataset:
+    return DATASETS.get(detect_layout(data_cfg["root"]))(data_cfg, split, transform, corruption)
 
 
-def build_dataset(data_cfg: Mapping[str, Any], split: str, transform=None) -> Dataset:
+def build_dataset(data_cfg: Mapping[str, Any], split: str, transform=None, corruption=None) -> Dataset:
     """The dataset a config's ``data`` section describes.
 
     Reads ``root`` (required), ``layout`` (default ``"ucf101"``; ``"auto"`` detects it with
     :func:`detect_layout`; ``"kinetics"``, ``"folder"``), ``fold``, ``frames_per_clip``,
     ``sampling_rate``, ``backend`` and ``seed``; missing keys take the dataset's defaults.
+    ``corruption`` corrupts every video on the fly (see :class:`VideoClipDataset`).
 
     Example:
         >>> cfg = {"root": "data/synthetic", "layout": "auto", "frames_per_clip": 8}
@@ -618,7 +657,7 @@ def build_dataset(data_cfg: Mapping[str, Any], split: str, transform=None) -> Da
     """
     if "root" not in data_cfg:
         raise ValueError("data config needs 'root': the dataset directory")
-    return DATASETS.get(data_cfg.get("layout", "ucf101"))(data_cfg, split, transform)
+    return DATASETS.get(data_cfg.get("layout", "ucf101"))(data_cfg, split, transform, corruption)
 
 
 def _ucf101_root(root: str | os.PathLike) -> Path:

@@ -2,12 +2,13 @@
 
 Two sources of corrupted video, one pipeline:
 
-* on the fly (``corrupted=None``): decode each test video whole, ``corrupt`` it with a seed
-  derived from (seed, corruption, severity, ``Class/file``) exactly as corrupt_dataset.py
-  derives it, take the centred test clip, then the checkpoint's eval transform;
-* on disk (``corrupted=DIR``): the copies ``data_tools/corrupt_dataset.py`` wrote, one
-  complete UCF101-layout root per ``DIR/<corruption>/<severity>/``, read by the same dataset
-  class that reads the clean root — whole corrupted videos, centred test clip, transform.
+* on the fly (``corrupted=None``): the clean test dataset with a
+  :class:`~vidsparse.corruptions.Corruption` attached decodes each test video whole,
+  corrupts it with a seed derived from (seed, corruption, severity, ``Class/file``) exactly
+  as ``corrupt_dataset`` derives it, takes the centred test clip, then the eval transform;
+* on disk (``corrupted=DIR``): the copies ``corrupt_dataset`` wrote, one complete root in
+  the source's layout per ``DIR/<corruption>/<severity>/``, read by the same dataset class
+  that reads the clean root — whole corrupted videos, centred test clip, transform.
 
 Corrupting the whole video before choosing the clip, with the same per-video seed, is what
 makes the two agree (bit for bit when corrupt_dataset.py wrote its default lossless FFV1),
@@ -33,11 +34,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from vidsparse.checkpoint import load_final
-from vidsparse.corruptions import SEVERITIES, corrupt, list_corruptions, source_name, video_seed
-from vidsparse.data.clips import multi_view_clip_indices, test_clip_indices
+from vidsparse.corruptions import SEVERITIES, Corruption, list_corruptions
 from vidsparse.data.datasets import build_dataset
-from vidsparse.data.decode import read_video
-from vidsparse.data.transforms import build_transform, stack_views
+from vidsparse.data.transforms import build_transform
 from vidsparse.robustness import metrics
 
 # One or two corruptions per family, so that a default run covers noise, blur, weather,
@@ -165,8 +164,7 @@ def evaluate(
         if condition.is_clean:
             return Subset(clean, keep)
         if corrupted is None:
-            return OnTheFlyCorrupted(clean, [clean.samples[i] for i in keep], condition, seed,
-                                     transform)
+            return Subset(clean.with_corruption(Corruption(*condition, seed=seed)), keep)
         return on_disk_subset(corrupted, condition, data_cfg, transform, videos)
 
     models = [c.model.to(device).eval() for c in loaded]
@@ -317,41 +315,6 @@ def read_manifest(corrupted: str | os.PathLike) -> dict[str, Any]:
 
 
 # --- datasets --------------------------------------------------------------------------
-
-class OnTheFlyCorrupted(Dataset):
-    """Test clips of corrupted videos: decode whole, corrupt, centred clip, transform.
-
-    ``clean`` is the clean test dataset; its clip length, sampling rate and decoding backend
-    are used so that the clips are the ones the on-disk path would choose.
-    """
-
-    def __init__(self, clean: Any, samples: Sequence[tuple[str, int]], condition: Condition,
-                 seed: int, transform: Callable | None):
-        self.samples = list(samples)
-        self.condition = condition
-        self.seed = seed
-        self.transform = transform
-        self.frames_per_clip = clean.frames_per_clip
-        self.sampling_rate = clean.sampling_rate
-        self.backend = getattr(clean, "backend", "pyav")
-        self.num_clips = getattr(clean, "num_clips", 1)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int):
-        path, label = self.samples[index]
-        video, _ = read_video(path, backend=self.backend)
-        name, severity = self.condition
-        video = corrupt(torch.from_numpy(video), name, severity,
-                        seed=video_seed(self.seed, name, severity, source_name(path)))
-        if self.num_clips > 1:  # the views the clean dataset takes, from the corrupted video
-            clips = multi_view_clip_indices(video.shape[0], self.frames_per_clip,
-                                            self.sampling_rate, self.num_clips)
-            return stack_views([video[c] for c in clips], self.transform), label
-        clip = video[test_clip_indices(video.shape[0], self.frames_per_clip, self.sampling_rate)]
-        return (clip if self.transform is None else self.transform(clip)), label
-
 
 def on_disk_subset(corrupted: str | os.PathLike, condition: Condition, data_cfg: dict,
                    transform: Callable | None, videos: Sequence[str]) -> Dataset:
