@@ -181,3 +181,20 @@ def test_dataset_source_defaults_to_the_evaluation_split(synthetic_ucf101, synth
     copy = tmp_path / "kin"
     shutil.copytree(synthetic_kinetics, copy)
     assert dataset_source(copy, split="train").annotations == ["annotations/train.csv"]
+
+
+def test_evaluation_reads_kinetics_copies_and_agrees_with_on_the_fly(synthetic_kinetics, kinetics_c):
+    import vidsparse
+    from vidsparse.robustness.evaluate import Checkpoint, evaluate
+
+    torch.manual_seed(0)
+    data = {"layout": "kinetics", "test_split": "validate", "frames_per_clip": 4,
+            "sampling_rate": 2, "resize": 48, "crop_size": 32}
+    model = vidsparse.create_model("r3d_tiny", num_classes=3).eval()
+    ckpt = Checkpoint("tiny", model, {"model": {"name": "r3d_tiny", "num_classes": 3}, "data": data})
+    disk = evaluate([ckpt], synthetic_kinetics, corrupted=kinetics_c, batch_size=3, progress=False)
+    fly = evaluate([ckpt], synthetic_kinetics, corruptions=["gaussian_noise", "frame_drop"],
+                   severities=[2], batch_size=3, progress=False)
+    assert sorted(disk.conditions) == sorted(fly.conditions) and len(disk.conditions) == 3
+    for condition in disk.conditions:
+        np.testing.assert_array_equal(disk.predictions[0][condition], fly.predictions[0][condition])

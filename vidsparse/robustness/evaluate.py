@@ -318,15 +318,22 @@ def read_manifest(corrupted: str | os.PathLike) -> dict[str, Any]:
 
 def on_disk_subset(corrupted: str | os.PathLike, condition: Condition, data_cfg: dict,
                    transform: Callable | None, videos: Sequence[str]) -> Dataset:
-    """The corrupted root of ``condition``, restricted to and ordered like ``videos``."""
+    """The corrupted root of ``condition``, restricted to and ordered like ``videos``.
+
+    Videos are matched by path without the extension: ``corrupt_dataset`` stores a copy as
+    ``.mkv`` when the source's container cannot hold its codec (WebM)."""
     root = Path(corrupted) / condition.corruption / str(condition.severity)
     dataset = build_dataset({**data_cfg, "root": str(root)}, data_cfg.get("test_split", "test"), transform)
-    index = {relative_path(p, root): i for i, (p, _) in enumerate(dataset.samples)}
-    missing = [v for v in videos if v not in index]
+    index = {_stem(relative_path(p, root)): i for i, (p, _) in enumerate(dataset.samples)}
+    missing = [v for v in videos if _stem(v) not in index]
     if missing:
         raise FileNotFoundError(f"{root} lacks {len(missing)} test video(s) of the clean split, "
                                 f"e.g. {missing[0]}")
-    return Subset(dataset, [index[v] for v in videos])
+    return Subset(dataset, [index[_stem(v)] for v in videos])
+
+
+def _stem(relative: str) -> str:
+    return relative.rsplit(".", 1)[0] if "." in relative.rsplit("/", 1)[-1] else relative
 
 
 def relative_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
