@@ -44,6 +44,15 @@ except ConfigError as exc:
 
 # --------------------------------------------------------------------------- setup
 output_dir = Path(cfg["output_dir"])
+# `accelerate launch --use_fsdp/--use_deepspeed` (or a config file saying so) sets these; the
+# check comes before Accelerator() because that fails on its own without the packages.
+SHARDED = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed",
+           "ACCELERATE_USE_MEGATRON_LM": "Megatron-LM"}
+sharded = [name for var, name in SHARDED.items() if os.environ.get(var, "").lower() == "true"]
+if sharded:
+    sys.exit(f"error: accelerate is configured for {sharded[0]}; vidsparse supports DDP (multi-GPU "
+             "and multi-node) but not sharded training yet: a mask needs the whole parameter on "
+             "every rank. Launch without it (e.g. `accelerate launch --multi_gpu ...`).")
 # Without cpu=True on a CUDA-less machine, `accelerate launch --multi_gpu` starts processes
 # that each train alone (world size 1). With it they form one gloo process group.
 accelerator = Accelerator(
@@ -131,7 +140,8 @@ def save_checkpoint(step: int) -> None:
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if main:
-        (tmp / "vidsparse_step.json").write_text(json.dumps({"step": step}))
+        (tmp / "vidsparse_step.json").write_text(json.dumps(
+            {"step": step, "mask_update_steps": mask_update_steps}))
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -139,6 +149,7 @@ def save_checkpoint(step: int) -> None:
 
 
 start_step = 0
+mask_update_steps: list[int] = []  # optimizer steps (1-based) at which the masks changed
 resume = cfg["resume"]
 if resume != "none":
     source = newest_checkpoint() if resume == "auto" else Path(resume)
@@ -148,7 +159,8 @@ if resume != "none":
         sys.exit(f"error: resume={resume}: {source} is not a complete checkpoint")
     else:
         accelerator.load_state(str(source))
-        start_step = json.loads((source / "vidsparse_step.json").read_text())["step"]
+        position = json.loads((source / "vidsparse_step.json").read_text())
+        start_step, mask_update_steps = position["step"], position.get("mask_update_steps", [])
         accelerator.print(f"resumed from {source} at step {start_step}")
 
 # --------------------------------------------------------------------------- train
@@ -160,7 +172,7 @@ hparams = {"model": cfg["model"]["name"], "method": cfg["sparsity"]["method"],
            "batch_size": cfg["batch_size"] * accelerator.num_processes}
 accelerator.init_trackers("train", config=hparams)
 log_path = output_dir / "metrics.csv"
-log_fields = ["step", "loss", "accuracy", "lr", "density", "mask_updates"]
+log_fields = ["step", "loss", "accuracy", "lr", "density", "mask_updates", "mask_changed", "itop"]
 if main and not (resume != "none" and log_path.exists()):
     with open(log_path, "w", newline="") as f:
         csv.writer(f).writerow(log_fields)
@@ -175,8 +187,17 @@ def zeros() -> list[torch.Tensor]:
     return [torch.zeros((), device=accelerator.device) for _ in range(3)]
 
 
+def dst_statistics() -> dict[str, float]:
+    """Over all sparse layers: the share of active weights regrown at the last mask update,
+    and in-time over-parameterisation (the share of weights ever active)."""
+    stats = sparsity.stats().values()
+    active = sum(s["active"] for s in stats)
+    numel = sum(s["numel"] for s in stats)
+    return {"mask_changed": sum(s["changed"] * s["active"] for s in stats) / max(active, 1),
+            "itop": sum(s["itop"] * s["numel"] for s in stats) / max(numel, 1) if numel else 1.0}
+
+
 running_loss, running_correct, running_seen = zeros()
-mask_updates = 0
 model.train()
 while step < max_steps:
     epoch = step // steps_per_epoch
@@ -197,7 +218,8 @@ while step < max_steps:
             # After the step and before zero_grad: re-apply masks; at update steps prune and
             # regrow (RigL reads the all-reduced dense gradient). Only real optimizer steps
             # count inside the engine, so accumulation micro-batches are no-ops.
-            mask_updates += int(sparsity.step())
+            if sparsity.step():
+                mask_update_steps.append(step + 1)
             optimizer.zero_grad()
         running_loss += loss.detach()
         running_correct += (logits.argmax(1) == labels).sum()
@@ -212,7 +234,8 @@ while step < max_steps:
             row = {"step": step,
                    "loss": (totals[0] / (cfg["log_every"] * cfg["grad_accum_steps"] * accelerator.num_processes)).item(),
                    "accuracy": (totals[1] / totals[2].clamp(min=1)).item(),
-                   "lr": scheduler.get_last_lr()[0], "density": sparsity.density(), "mask_updates": mask_updates}
+                   "lr": scheduler.get_last_lr()[0], "density": sparsity.density(),
+                   "mask_updates": len(mask_update_steps), **dst_statistics()}
             running_loss, running_correct, running_seen = zeros()
             accelerator.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=step)
             progress.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}")
@@ -226,7 +249,8 @@ while step < max_steps:
 progress.close()
 
 # --------------------------------------------------------------------------- evaluate, save
-results = {"steps": step, "world_size": accelerator.num_processes}
+results = {"steps": step, "world_size": accelerator.num_processes,
+           "engine_steps": sparsity.step_count, "mask_update_steps": mask_update_steps}
 if cfg["eval_at_end"]:
     test_set = build_dataset(cfg["data"], cfg["data"]["test_split"], build_transform(cfg["data"], train=False))
     test_loader = accelerator.prepare(torch.utils.data.DataLoader(
