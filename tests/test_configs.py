@@ -52,3 +52,39 @@ def test_tiny_configs_train(config, synthetic_ucf101, tmp_path):
     stats = json.loads((out / "final" / "sparsity.json").read_text())
     assert stats and all(s["active"] == round(0.5 * s["numel"]) for s in stats.values())
     assert json.loads((out / "final" / "run.json").read_text())["steps"] == 3
+
+
+PAPER = sorted((ROOT / "recipes" / "configs" / "paper").glob("*.yaml"))
+PAPER_METHODS = ("dense", "set", "rigl", "mest_r", "mest_g", "granet_r", "granet_g")
+
+
+def test_paper_protocol_has_every_method_for_both_models():
+    found = {(load_config(p)["model"]["name"], load_config(p)["sparsity"]["method"]) for p in PAPER}
+    assert found == {(m, k) for m in ("i3d_r50", "slow_r50") for k in PAPER_METHODS}
+
+
+@pytest.mark.parametrize("path", PAPER, ids=lambda p: p.stem)
+@pytest.mark.parametrize("sparsity", [0.1, 0.3, 0.5])
+def test_paper_configs_take_the_papers_sparsity_range(path, sparsity):
+    cfg = load_config(path, [f"sparsity.sparsity={sparsity}"])
+    base = load_config(path.parent.parent / f"ucf101_{cfg['model']['name']}.yaml")
+    assert cfg["data"] == base["data"] and cfg["optim"] == base["optim"]  # only the method differs
+    assert cfg["sparsity"]["sparsity"] == sparsity and cfg["sparsity"]["density"] == 1 - sparsity
+    assert cfg["name"] == path.stem and cfg["output_dir"].endswith(path.stem)
+
+
+def test_base_chain_overrides_section_by_section_and_reports_loops(tmp_path):
+    from vidsparse.config import ConfigError
+
+    (tmp_path / "a.yaml").write_text("max_steps: 5\noptim:\n  lr: 0.5\n  momentum: 0.5\nsparsity:\n  sparsity: 0.5\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\noptim:\n  lr: 0.2\nsparsity:\n  density: 0.3\n")
+    cfg = load_config(tmp_path / "b.yaml")
+    assert (cfg["max_steps"], cfg["optim"]["lr"], cfg["optim"]["momentum"]) == (5, 0.2, 0.5)
+    assert (cfg["sparsity"]["density"], cfg["sparsity"]["sparsity"]) == (0.3, 0.7)
+    assert cfg["name"] == "b"
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    with pytest.raises(ConfigError, match="'base' chain loops"):
+        load_config(tmp_path / "b.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing.yaml does not exist \(the base of"):
+        load_config(tmp_path / "c.yaml")

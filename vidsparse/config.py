@@ -94,15 +94,8 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | dict[str,
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a mapping at the top level")
-        _merge(cfg, loaded, DEFAULTS, prefix="", source=str(path))
+        for source, loaded in _read_chain(path):
+            _merge_layer(cfg, loaded, str(source))
         if cfg["name"] is None:
             cfg["name"] = path.stem
     if not isinstance(overrides, dict):
@@ -114,9 +107,46 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | dict[str,
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
-        _merge(cfg, nested, DEFAULTS, prefix="", source="command line")
+        _merge_layer(cfg, nested, "command line")
     _validate(cfg)
     return cfg
+
+
+def _merge_layer(cfg: dict, layer: dict, source: str) -> None:
+    """Merge one file (or the command line) over ``cfg``. ``sparsity.density`` and
+    ``sparsity.sparsity`` say the same thing: a layer that sets one replaces the other's
+    earlier value, so ``sparsity.density=0.3`` overrides a config's ``sparsity: 0.5``."""
+    section = layer.get("sparsity")
+    if isinstance(section, dict) and isinstance(cfg.get("sparsity"), dict):
+        for key, twin in (("density", "sparsity"), ("sparsity", "density")):
+            if key in section and twin not in section:
+                cfg["sparsity"][twin] = None
+    _merge(cfg, layer, DEFAULTS, prefix="", source=source)
+
+
+def _read_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict]]:
+    """``path`` and the files it builds on, base first.
+
+    A config may start with ``base: other.yaml`` (relative to its own folder): the base is
+    read first and this file's keys override it, section by section.
+    """
+    if not path.is_file():
+        where = f" (the base of {seen[-1]})" if seen else ""
+        raise ConfigError(f"config file {path} does not exist{where}")
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: 'base' chain loops: {' -> '.join(map(str, (*seen, path)))}")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    base = loaded.pop("base", None)
+    if base is None:
+        return [(path, loaded)]
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: 'base' must be a file name, got {base!r}")
+    return _read_chain(path.parent / base, (*seen, path.resolve())) + [(path, loaded)]
 
 
 def _merge(cfg: dict, new: dict, schema: dict, prefix: str, source: str) -> None:
@@ -168,7 +198,9 @@ def _validate(cfg: dict) -> None:
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"sparsity: {exc}") from exc
     # Both spellings in the saved config, so reports can print either.
-    cfg["sparsity"]["density"], cfg["sparsity"]["sparsity"] = resolved.density, resolved.sparsity
+    # Rounded: 1 - 0.8 is 0.19999999999999996 in floating point, and people read these.
+    cfg["sparsity"]["density"] = round(resolved.density, 12)
+    cfg["sparsity"]["sparsity"] = round(resolved.sparsity, 12)
     if cfg["sparsity"]["method"] != "dense" and not 0.0 < cfg["sparsity"]["density"] < 1.0:
         raise ConfigError(f"'sparsity.density' must be in (0, 1) for a sparse method, "
                           f"got {cfg['sparsity']['density']}")
