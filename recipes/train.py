@@ -250,6 +250,7 @@ progress.close()
 
 # --------------------------------------------------------------------------- evaluate, save
 results = {"steps": step, "world_size": accelerator.num_processes,
+           "mixed_precision": accelerator.mixed_precision,
            "engine_steps": sparsity.step_count, "mask_update_steps": mask_update_steps}
 if cfg["eval_at_end"]:
     test_set = build_dataset(cfg["data"], cfg["data"]["test_split"], build_transform(cfg["data"], train=False))

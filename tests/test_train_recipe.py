@@ -123,3 +123,21 @@ def test_sharded_training_is_refused_with_a_clear_message(variable, tmp_path):
     assert proc.returncode != 0
     assert "supports DDP" in proc.stderr and "not sharded training" in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_bf16_mixed_precision_trains_with_exact_masks(synthetic_ucf101, tmp_path):
+    out = tmp_path / "bf16"
+    run([sys.executable, "recipes/train.py", "--config", "recipes/configs/r3d_tiny_rigl.yaml",
+         f"data.root={synthetic_ucf101}", f"output_dir={out}", "max_steps=3", "batch_size=2",
+         "mixed_precision=bf16", "sparsity.update_interval=2", "sparsity.end_fraction=1.0",
+         "eval_at_end=false", "log_every=1"])
+    info = run_info(out)
+    assert info["mixed_precision"] == "bf16" and info["mask_update_steps"] == [2]
+    weights = final(out, "model")
+    for name, mask in final(out, "masks").items():
+        assert int(mask.sum()) == round(0.5 * mask.numel()), name
+        assert weights[name].dtype == torch.float32  # bf16 is for compute; weights stay fp32
+        assert (weights[name][~mask] == 0).all(), name
+    losses = [float(line.split(",")[1]) for line in (out / "metrics.csv").read_text().splitlines()[1:]]
+    assert len(losses) == 3 and all(0 < x < 10 for x in losses)
