@@ -28,6 +28,14 @@ TRANSFORMER = ["recipes/train.py", "--config", "recipes/configs/timesformer_tiny
                "data.resize=36", "data.crop_size=32", "model.kwargs.size=32"]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def run(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -43,15 +51,29 @@ def run_info(out: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_one_process_two_processes_and_accumulation_reach_the_same_model(synthetic_ucf101, tmp_path):
+def test_one_process_two_processes_two_machines_and_accumulation_reach_the_same_model(synthetic_ucf101, tmp_path):
     data = f"data.root={synthetic_ucf101}"
     one, two, accum = tmp_path / "one", tmp_path / "two", tmp_path / "accum"
     run([sys.executable, *TRANSFORMER, data, "batch_size=4", f"output_dir={one}"])
     run([*LAUNCH_2, *TRANSFORMER, data, "batch_size=2", f"output_dir={two}"])
     run([sys.executable, *TRANSFORMER, data, "batch_size=2", "grad_accum_steps=2", f"output_dir={accum}"])
-    assert [run_info(o)["world_size"] for o in (one, two, accum)] == [1, 2, 1]
+    # Two "machines" of one process each, on this host: Accelerate's multi-node launch.
+    nodes = tmp_path / "nodes"
+    port = free_port()
+    launch = [str(ACCELERATE), "launch", "--multi_gpu", "--num_machines", "2", "--num_processes", "2",
+              "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
+              "--mixed_precision", "no", "--dynamo_backend", "no"]
+    job = [*TRANSFORMER, data, "batch_size=2", f"output_dir={nodes}"]
+    second = subprocess.Popen([*launch, "--machine_rank", "1", *job], cwd=ROOT, env=ENV,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        run([*launch, "--machine_rank", "0", *job])
+        assert second.wait(timeout=120) == 0
+    finally:
+        second.kill()
+    assert [run_info(o)["world_size"] for o in (one, two, accum, nodes)] == [1, 2, 1, 2]
     reference_weights, reference_masks = final(one, "model"), final(one, "masks")
-    for other in (two, accum):
+    for other in (two, accum, nodes):
         weights, masks = final(other, "model"), final(other, "masks")
         for key, value in reference_weights.items():
             torch.testing.assert_close(weights[key], value, rtol=1e-5, atol=1e-6, msg=f"{other.name} {key}")
