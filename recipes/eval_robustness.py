@@ -9,7 +9,10 @@ Given only ``--data`` (a clean dataset root) the test split is corrupted on the 
 those copies instead. Writes ``report.md``, ``results.json`` and ``accuracy_vs_severity.png``
 to ``--out`` and prints clean accuracy, mPC and rPC per checkpoint.
 
-One process; the model runs on CUDA when there is one.
+Runs on one process or under ``accelerate launch`` (each process takes a share of every
+condition's videos; the predictions are gathered and the main process writes the report).
+Predictions are cached in ``--out/cache`` per (checkpoint, corruption, severity), so an
+interrupted evaluation started again continues where it stopped (``--no-cache`` to skip).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import sys
 
 import torch
+from accelerate import Accelerator
 
 from vidsparse.robustness import evaluate, read_results, summary_table, write_report
 
@@ -41,20 +45,27 @@ parser.add_argument("--batch-size", type=int, default=8)
 parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
 parser.add_argument("--seed", type=int, default=0, help="seed of on-the-fly corruption")
 parser.add_argument("--limit", type=int, metavar="N", help="at most N test videos (quick runs)")
-parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+parser.add_argument("--cpu", action="store_true", help="run on the CPU even where CUDA is available")
+parser.add_argument("--no-cache", action="store_true", help="neither read nor write --out/cache")
 args = parser.parse_args()
 
 # ---------------------------------------------------------------------------- evaluate
-device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+# cpu=True without CUDA: `accelerate launch --multi_gpu` then gives gloo ranks on the CPU.
+accelerator = Accelerator(cpu=args.cpu or not torch.cuda.is_available())
+if accelerator.device.type == "cpu" and accelerator.num_processes > 1:
+    torch.set_num_threads(max(1, torch.get_num_threads() // accelerator.num_processes))
 try:
     evaluation = evaluate(
         args.checkpoint, args.data, corrupted=args.corrupted, corruptions=args.corruptions,
         severities=args.severities, batch_size=args.batch_size, num_workers=args.num_workers,
-        seed=args.seed, limit=args.limit, device=device,
+        seed=args.seed, limit=args.limit, accelerator=accelerator,
+        cache_dir=None if args.no_cache else f"{args.out}/cache",
     )
 except (FileNotFoundError, ValueError, KeyError) as exc:
     # Bad paths, unknown corruptions, mismatched checkpoints: a message, not a traceback.
     sys.exit(f"error: {exc}")
+if not accelerator.is_main_process:
+    sys.exit(0)
 
 # ------------------------------------------------------------------------------ report
 paths = write_report(evaluation, args.out)

@@ -20,8 +20,10 @@ all the models.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -121,6 +123,8 @@ def evaluate(
     limit: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    accelerator: Any = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> Evaluation:
     """Evaluate checkpoints on the clean test split and on each (corruption, severity).
 
@@ -134,6 +138,13 @@ def evaluate(
         seed: the seed of on-the-fly corruption (each video gets its own, see ``video_seed``);
             on disk the copies already hold theirs.
         limit: evaluate at most this many test videos, spread evenly over the split.
+        accelerator: an ``accelerate.Accelerator``: each process evaluates a share of every
+            condition's videos and the predictions are gathered (every process gets all of
+            them); ``device`` is then the accelerator's.
+        cache_dir: predictions are stored there per (checkpoint, condition), keyed on the
+            checkpoint's weights, the videos, the data config and the corruption source and
+            seed; a later call with the same inputs reads them instead of running the model,
+            so an interrupted evaluation continues where it stopped.
 
     Example:
         >>> ev = evaluate(["runs/dense", "runs/rigl"], "data/ucf101",
@@ -141,6 +152,8 @@ def evaluate(
         >>> [metrics.summarize(acc)["mPC"] for acc in ev.accuracies()]
         [0.41, 0.46]
     """
+    if accelerator is not None:
+        device = accelerator.device
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     loaded = [c if isinstance(c, Checkpoint) else load_checkpoint(c, device) for c in checkpoints]
     if not loaded:
@@ -168,8 +181,14 @@ def evaluate(
         return on_disk_subset(corrupted, condition, data_cfg, transform, videos)
 
     models = [c.model.to(device).eval() for c in loaded]
+    cache = PredictionCache(cache_dir, {
+        "videos": videos, "data": {k: data_cfg.get(k) for k in EVAL_DATA_KEYS},
+        "corrupted": None if corrupted is None else str(Path(corrupted).resolve()),
+        "manifest": read_manifest(corrupted).get("settings") if corrupted is not None else None,
+        "seed": seed}, [weights_fingerprint(c.model) for c in loaded],
+        write=accelerator is None or accelerator.is_main_process)
     predictions = predict_conditions(models, conditions, dataset_for, labels, batch_size,
-                                     num_workers, device, progress)
+                                     num_workers, device, progress, accelerator, cache)
     return Evaluation(
         checkpoints=[str(c.path) for c in loaded], configs=[c.config for c in loaded],
         data_root=str(data_root), corrupted=None if corrupted is None else str(corrupted),
@@ -365,43 +384,137 @@ def clip_scores(model: torch.nn.Module, clips: torch.Tensor) -> torch.Tensor:
 
 
 def predict(models: Sequence[torch.nn.Module], loader: Iterable, device: torch.device | str = "cpu",
-            on_batch: Callable[[], None] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-    """Top-1 predictions of each model on every batch of ``loader`` (``(clips, labels)``).
+            on_batch: Callable[[], None] | None = None,
+            accelerator: Any = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Top-1 predictions of each model on every batch of ``loader`` (``(clips, labels)``, or
+    ``(clips, labels, indices)`` from an :class:`Indexed` dataset).
 
     Returns ``([predictions per model], labels)``; each batch is moved to ``device`` once
-    and shared by all the models.
+    and shared by all the models. With an ``accelerator`` (and a loader it prepared, so each
+    process holds a share) the batches of all processes are gathered and put back in
+    dataset order by their indices; every process returns the whole arrays.
     """
     preds: list[list[np.ndarray]] = [[] for _ in models]
     labels: list[np.ndarray] = []
-    for clips, batch_labels in loader:
-        clips = clips.to(device, non_blocking=True)
-        for out, model in zip(preds, models):
-            out.append(clip_scores(model, clips).argmax(dim=1).cpu().numpy())
+    indices: list[np.ndarray] = []
+    for batch in loader:
+        clips, batch_labels = batch[0].to(device, non_blocking=True), batch[1]
+        index = batch[2] if len(batch) > 2 else None
+        outs = [clip_scores(model, clips).argmax(dim=1) for model in models]
+        if accelerator is not None:
+            # Batch first: gather_for_metrics drops the last batch's padding along dim 0.
+            gathered = accelerator.gather_for_metrics(
+                (torch.stack(outs, dim=1), torch.as_tensor(batch_labels, device=device),
+                 torch.as_tensor(index, device=device)), use_gather_object=False)
+            stacked, batch_labels, index = (t.cpu() for t in gathered)
+            outs = list(stacked.T)
+        for out, p in zip(preds, outs):
+            out.append(p.cpu().numpy())
         labels.append(np.asarray(batch_labels))
+        if index is not None:
+            indices.append(np.asarray(index))
         if on_batch is not None:
             on_batch()
-    return [np.concatenate(p) for p in preds], np.concatenate(labels)
+    order = np.argsort(np.concatenate(indices), kind="stable") if indices else slice(None)
+    return [np.concatenate(p)[order] for p in preds], np.concatenate(labels)[order]
+
+
+class Indexed(Dataset):
+    """``dataset[i] + (i,)``: the sample's position travels with it through the loader."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return (*self.dataset[index], index)
 
 
 def predict_conditions(models, conditions, dataset_for, labels, batch_size, num_workers,
-                       device, progress) -> list[dict[Condition, np.ndarray]]:
-    """Run :func:`predict` for each condition; check each pass saw the expected labels."""
-    loaders = {c: DataLoader(dataset_for(c), batch_size=batch_size, shuffle=False,
-                             num_workers=num_workers, pin_memory=device.type == "cuda")
-               for c in conditions}
+                       device, progress, accelerator=None,
+                       cache: "PredictionCache | None" = None) -> list[dict[Condition, np.ndarray]]:
+    """Run :func:`predict` for each condition (for the models the cache lacks it for);
+    check each pass saw the expected labels."""
+    cache = cache or PredictionCache(None, {}, [""] * len(models))
     out: list[dict[Condition, np.ndarray]] = [{} for _ in models]
-    with tqdm(total=sum(len(loader) for loader in loaders.values()), disable=not progress,
+    todo: dict[Condition, list[int]] = {}
+    for condition in conditions:
+        for i in range(len(models)):
+            cached = cache.get(i, condition)
+            if cached is not None and len(cached) == len(labels):
+                out[i][condition] = cached
+            else:
+                todo.setdefault(condition, []).append(i)
+    loaders = {}
+    for condition in todo:
+        loader = DataLoader(Indexed(dataset_for(condition)), batch_size=batch_size, shuffle=False,
+                            num_workers=num_workers, pin_memory=device.type == "cuda")
+        loaders[condition] = accelerator.prepare(loader) if accelerator is not None else loader
+    main = accelerator is None or accelerator.is_main_process
+    with tqdm(total=sum(len(loader) for loader in loaders.values()), disable=not (progress and main),
               unit="batch", desc="robustness") as bar:
         for condition, loader in loaders.items():
             bar.set_postfix_str(condition_name(condition))
-            preds, seen = predict(models, loader, device, on_batch=lambda: bar.update(1))
+            chosen = todo[condition]
+            preds, seen = predict([models[i] for i in chosen], loader, device,
+                                  on_batch=lambda: bar.update(1), accelerator=accelerator)
             if not np.array_equal(seen, labels):
                 raise RuntimeError(f"{condition_name(condition)}: the test videos came back with "
                                    "other labels than the clean split's; is the corrupted copy "
                                    "of the same dataset and fold?")
-            for table, p in zip(out, preds):
-                table[condition] = p
-    return out
+            for i, p in zip(chosen, preds):
+                out[i][condition] = p
+                cache.put(i, condition, p)
+    return [{c: table[c] for c in conditions} for table in out]
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 of a model's state (names, shapes, dtypes and bytes): the cache's model key."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class PredictionCache:
+    """Predictions per (model, condition) under ``directory``, one small JSON file each.
+
+    A file is named by the sha256 of (model weights, the evaluation's inputs, condition), so
+    a changed checkpoint, video list, data config or corruption source is simply a miss.
+    ``directory=None`` caches nothing.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None, inputs: dict[str, Any],
+                 models: Sequence[str], write: bool = True):
+        self.directory = None if directory is None else Path(directory)
+        self.inputs = json.dumps(inputs, sort_keys=True, default=str)
+        self.models = list(models)
+        self.write = write
+
+    def _path(self, model: int, condition: Condition) -> Path:
+        key = hashlib.sha256(f"{self.models[model]}\0{self.inputs}\0{condition}".encode()).hexdigest()
+        return self.directory / f"{condition.corruption}-{condition.severity}-{key[:32]}.json"
+
+    def get(self, model: int, condition: Condition) -> np.ndarray | None:
+        if self.directory is None:
+            return None
+        path = self._path(model, condition)
+        try:
+            return np.asarray(json.loads(path.read_text())["predictions"], dtype=np.int64)
+        except (OSError, ValueError, KeyError):
+            return None  # missing or unreadable: computed again
+
+    def put(self, model: int, condition: Condition, predictions: np.ndarray) -> None:
+        if self.directory is None or not self.write:
+            return
+        path = self._path(model, condition)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps({"condition": list(condition),
+                                            "predictions": predictions.tolist()}))
 
 
 def condition_name(condition: Condition) -> str:
@@ -416,3 +529,14 @@ def accuracy_table(predictions: dict[Condition, np.ndarray], labels: np.ndarray)
             table["corrupted"].setdefault(condition.corruption, {})[condition.severity] = \
                 metrics.accuracy(preds, labels)
     return table
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
