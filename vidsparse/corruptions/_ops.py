@@ -28,11 +28,30 @@ SMOOTH_PERIOD = 8  # frames between two keyframe patterns in "smooth" mode
 # any resolution, and equals the published one at 224.
 REFERENCE_SIDE = 224
 
+# Which severity constants a spatial corruption uses (its ``constants`` option): "imagenet_c",
+# exactly the published tables of Hendrycks & Dietterich 2019 (reference code
+# hendrycks/robustness, imagenet_c/corruptions.py), for comparison with per-frame published
+# results; or "vidsparse" (the default), the same tables except for the few corruptions whose
+# published severities do not grow in pixel error, which get a minimally adjusted table (each
+# sits next to the published one, saying what changed and why).
+CONSTANTS = ("vidsparse", "imagenet_c")
+
 
 def check_choice(option: str, value, choices: Sequence) -> None:
     """Raise a ValueError naming the option and its allowed values."""
     if value not in choices:
         raise ValueError(f"{option} must be one of {tuple(choices)}, got {value!r}")
+
+
+def severity_table(constants: str, imagenet_c: Sequence, vidsparse: Sequence | None = None) -> Sequence:
+    """The per-severity table for the ``constants`` option (see :data:`CONSTANTS`).
+
+    ``vidsparse`` is our adjusted table, or None where we use the published one as is.
+    """
+    check_choice("constants", constants, CONSTANTS)
+    if constants == "imagenet_c" or vidsparse is None:
+        return imagenet_c
+    return vidsparse
 
 
 def temporal_patterns(rng: np.random.Generator, temporal: str, num_frames: int, draw,
@@ -91,6 +110,16 @@ def from_numpy(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 
 def reference_scale(height: int, width: int) -> float:
     return min(height, width) / REFERENCE_SIDE
+
+
+def reference_size(height: int, width: int) -> tuple[int, int]:
+    """The frame's size in 224-reference pixels, but never smaller than the frame.
+
+    Random maps with pixel-sized structure (drops, flakes) are built at this size and then
+    shrunk to the frame, so a small frame sees them as a downscaled 224 x 224 frame would.
+    """
+    scale = min(1.0, reference_scale(height, width))
+    return round(height / scale), round(width / scale)
 
 
 def convolve_frames(x: torch.Tensor, kernel: torch.Tensor, frames_per_chunk: int = 16) -> torch.Tensor:
