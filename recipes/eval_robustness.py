@@ -6,8 +6,11 @@
 Given only ``--data`` (a clean dataset root) the test split is corrupted on the fly with
 ``vidsparse.robustness.DEFAULT_CORRUPTIONS`` at severities 1-5 (or ``--corruptions`` /
 ``--severities``); given ``--corrupted`` (the output of data_tools/corrupt_dataset.py) it reads
-those copies instead. Writes ``report.md``, ``results.json`` and ``accuracy_vs_severity.png``
-to ``--out`` and prints clean accuracy, mPC and rPC per checkpoint.
+those copies instead. Writes ``report.md``, ``results.json``, ``results.csv`` and the plots
+(accuracy against severity per corruption and per family, relative improvement over dense;
+with ``--spectral`` radius-accuracy curves) to ``--out`` and prints clean accuracy, mPC, rPC
+and mCE per checkpoint. ``--flip-rate K`` adds prediction stability (flip rate between
+consecutive clips). Spectral curves and flip rates run on the main process.
 
 Runs on one process or under ``accelerate launch`` (each process takes a share of every
 condition's videos; the predictions are gathered and the main process writes the report).
@@ -23,7 +26,13 @@ import sys
 import torch
 from accelerate import Accelerator
 
-from vidsparse.robustness import evaluate, read_results, summary_table, write_report
+from vidsparse.corruptions import Corruption
+from vidsparse.data import build_dataset, build_transform
+from vidsparse.robustness import build_results, evaluate, read_results, summary_table, write_report_files
+from vidsparse.robustness.evaluate import load_checkpoint, shared_data_config
+from vidsparse.robustness.report import unique_labels
+from vidsparse.robustness.spectral import spectral_curves
+from vidsparse.robustness.stability import flip_rate
 
 
 def csv_list(text: str) -> list[str]:
@@ -45,6 +54,15 @@ parser.add_argument("--batch-size", type=int, default=8)
 parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
 parser.add_argument("--seed", type=int, default=0, help="seed of on-the-fly corruption")
 parser.add_argument("--limit", type=int, metavar="N", help="at most N test videos (quick runs)")
+parser.add_argument("--baseline", help="the checkpoint mCE is normalised by and the others are "
+                    "compared with (a label such as Dense, a run name or path); default the first dense one")
+parser.add_argument("--spectral", action="store_true",
+                    help="also radius-accuracy curves on low- and high-pass filtered clean clips")
+parser.add_argument("--flip-rate", type=int, default=0, metavar="K",
+                    help="also the flip rate over K consecutive clips per video, clean and under "
+                         "each corruption at severity 3 (on the fly); 0 = off (default)")
+parser.add_argument("--flip-stride", type=int, default=1, metavar="FRAMES",
+                    help="frames between the starts of consecutive clips for --flip-rate (default 1)")
 parser.add_argument("--cpu", action="store_true", help="run on the CPU even where CUDA is available")
 parser.add_argument("--no-cache", action="store_true", help="neither read nor write --out/cache")
 args = parser.parse_args()
@@ -67,12 +85,41 @@ except (FileNotFoundError, ValueError, KeyError) as exc:
 if not accelerator.is_main_process:
     sys.exit(0)
 
+# ------------------------------------------------- spectral curves, flip rate (main process)
+spectral = stability = None
+if args.spectral:
+    spectral = spectral_curves(evaluation.checkpoints, args.data, batch_size=args.batch_size,
+                               num_workers=args.num_workers, limit=args.limit, device=accelerator.device)
+if args.flip_rate:
+    checkpoints = [load_checkpoint(c, accelerator.device) for c in evaluation.checkpoints]
+    data_cfg = shared_data_config(checkpoints, args.data)
+    test = build_dataset(data_cfg, data_cfg.get("test_split", "test"), build_transform(data_cfg, train=False))
+    labels = unique_labels(evaluation.configs, evaluation.checkpoints)
+    models = [c.model.to(accelerator.device).eval() for c in checkpoints]
+    conditions = {"clean": None}
+    for name in dict.fromkeys(c.corruption for c in evaluation.conditions if not c.is_clean):
+        conditions[f"{name} s3"] = Corruption(name, 3, seed=args.seed)
+    rates: dict[str, dict[str, float]] = {label: {} for label in labels}
+    for condition, corruption in conditions.items():
+        out = flip_rate(models, test, clips_per_video=args.flip_rate, stride=args.flip_stride,
+                        corruption=corruption, batch_size=args.batch_size, limit=args.limit,
+                        device=accelerator.device, progress=False)
+        for label, rate in zip(labels, out["flip_rate"]):
+            rates[label][condition] = rate
+    stability = {"clips_per_video": args.flip_rate, "stride": args.flip_stride, "flip_rate": rates}
+
 # ------------------------------------------------------------------------------ report
-paths = write_report(evaluation, args.out)
+try:
+    results = build_results(evaluation, baseline=args.baseline, spectral=spectral)
+except ValueError as exc:  # e.g. a --baseline that names no checkpoint
+    sys.exit(f"error: {exc}")
+if stability is not None:
+    results["stability"] = stability
+paths = write_report_files(results, args.out)
 results = read_results(paths["results"])
 corrupted = results["dataset"]["corrupted"]
 source = f"read from {corrupted}" if corrupted else f"corrupted on the fly (seed {args.seed})"
 print(f"\n{results['dataset']['num_videos']} test videos, "
       f"{len(results['corruptions'])} corruption(s) {source}; accuracy in %")
 print(summary_table(results))
-print(f"\nreport: {paths['report']}\nresults: {paths['results']}\nplot: {paths['plot']}")
+print("\n" + "\n".join(f"{key}: {path}" for key, path in paths.items()))

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from vidsparse.corruptions import list_corruptions
 from vidsparse.robustness import metrics
 
 # Two corruptions, fog at three severities and freeze at two, so that the mean of means
@@ -81,3 +82,167 @@ def test_metrics_refuse_empty_tables():
         metrics.corruption_means({"clean": 0.5, "corrupted": {"fog": {}}})
     with pytest.raises(ValueError):
         metrics.relative_improvement(RIGL, {"clean": 0.5, "corrupted": {"snow": {1: 0.1}}})
+
+
+# --- corruption error (Hendrycks & Dietterich 2019) ------------------------------------
+# Errors E = 1 - A. Clean error 0.20 for both.
+#   fog:    RigL 0.25 + 0.40 + 0.55 = 1.20, Dense 0.30 + 0.50 + 0.70 = 1.50 -> CE 0.8
+#   freeze: RigL 0.40 + 0.70 = 1.10,        Dense 0.40 + 0.60 = 1.00        -> CE 1.1
+# relative: fog (0.05 + 0.20 + 0.35) / (0.10 + 0.30 + 0.50) = 0.60 / 0.90 = 2/3
+#           freeze (0.20 + 0.50) / (0.20 + 0.40) = 0.70 / 0.60 = 7/6
+
+
+def test_corruption_errors_normalise_by_the_baseline():
+    assert metrics.corruption_errors(RIGL, DENSE) == pytest.approx({"fog": 0.8, "freeze": 1.1})
+    assert metrics.mce(RIGL, DENSE) == pytest.approx(0.95)
+
+
+def test_relative_corruption_errors_subtract_clean_error():
+    assert metrics.relative_corruption_errors(RIGL, DENSE) == pytest.approx({"fog": 2 / 3, "freeze": 7 / 6})
+    assert metrics.relative_mce(RIGL, DENSE) == pytest.approx(11 / 12)
+
+
+def test_baseline_against_itself_is_one():
+    assert metrics.mce(DENSE, DENSE) == pytest.approx(1.0)
+    assert metrics.relative_mce(DENSE, DENSE) == pytest.approx(1.0)
+
+
+def test_fewer_errors_can_still_mean_a_larger_relative_error():
+    # More accurate everywhere (CE < 1) but loses more of it under fog (relative CE > 1).
+    better = {"clean": 0.95, "corrupted": {"fog": {1: 0.80, 2: 0.60, 3: 0.40}}}
+    assert metrics.corruption_errors(better, DENSE)["fog"] == pytest.approx(1.20 / 1.50)
+    assert metrics.relative_corruption_errors(better, DENSE)["fog"] == pytest.approx(1.05 / 0.90)
+
+
+def test_corruption_errors_use_shared_severities_only():
+    base = {"clean": 0.9, "corrupted": {"fog": {1: 0.5, 2: 0.5}}}  # no severity 3
+    # RigL fog errors at 1, 2: 0.25 + 0.40; base 0.5 + 0.5
+    assert metrics.corruption_errors(RIGL, base) == pytest.approx({"fog": 0.65})
+    # relative: (0.05 + 0.20) / (0.4 + 0.4)
+    assert metrics.relative_corruption_errors(RIGL, base) == pytest.approx({"fog": 0.25 / 0.8})
+
+
+def test_corruption_error_over_an_errorless_baseline_is_nan():
+    perfect = {"clean": 1.0, "corrupted": {"fog": {1: 1.0}}}
+    assert math.isnan(metrics.corruption_errors(RIGL, perfect)["fog"])
+    assert math.isnan(metrics.relative_mce(RIGL, perfect))
+
+
+def test_corruption_errors_need_a_shared_cell():
+    with pytest.raises(ValueError, match="share no"):
+        metrics.mce(RIGL, {"clean": 0.5, "corrupted": {"snow": {1: 0.1}}})
+
+
+# --- robustness scores (Schiappa et al. 2023) ------------------------------------------
+
+def test_absolute_robustness_per_corruption_and_overall():
+    g = metrics.absolute_robustness(RIGL)
+    # fog mean 0.60: 1 - (0.80 - 0.60); freeze mean 0.45: 1 - (0.80 - 0.45)
+    assert g["per_corruption"] == pytest.approx({"fog": 0.80, "freeze": 0.65})
+    assert g["overall"] == pytest.approx(0.725)
+    assert g["overall"] == pytest.approx(1 - (RIGL["clean"] - metrics.mpc(RIGL)))
+
+
+def test_relative_robustness_per_corruption_and_overall_is_rpc():
+    g = metrics.relative_robustness(RIGL)
+    # 1 - 0.20 / 0.80 and 1 - 0.35 / 0.80
+    assert g["per_corruption"] == pytest.approx({"fog": 0.75, "freeze": 0.5625})
+    assert g["overall"] == pytest.approx(0.65625) == metrics.rpc(RIGL)
+
+
+def test_robustness_scores_equal_the_mean_over_severities_of_per_cell_scores():
+    # gamma per (corruption, severity) then averaged: the same number, the score being linear
+    fog = RIGL["corrupted"]["fog"].values()
+    assert metrics.absolute_robustness(RIGL)["per_corruption"]["fog"] == pytest.approx(
+        np.mean([1 - (0.80 - a) for a in fog]))
+    assert metrics.relative_robustness(RIGL)["per_corruption"]["fog"] == pytest.approx(
+        np.mean([1 - (0.80 - a) / 0.80 for a in fog]))
+
+
+def test_relative_robustness_of_zero_clean_accuracy_is_nan():
+    g = metrics.relative_robustness({"clean": 0.0, "corrupted": {"fog": {1: 0.0}}})
+    assert math.isnan(g["overall"]) and math.isnan(g["per_corruption"]["fog"])
+
+
+def test_summarize_with_a_baseline_adds_corruption_errors():
+    s = metrics.summarize(RIGL, DENSE)
+    assert (s["mCE"], s["relative_mCE"]) == pytest.approx((0.95, 11 / 12))
+    assert s["CE"] == pytest.approx({"fog": 0.8, "freeze": 1.1})
+    assert (s["gamma_a"], s["gamma_r"]) == pytest.approx((0.725, 0.65625))
+    assert metrics.summarize(RIGL)["mCE"] is None
+
+
+# --- comparison with dense (Wu et al. 2025) --------------------------------------------
+
+def test_win_loss_counts_scenarios():
+    wl = metrics.win_loss(RIGL, DENSE)
+    # fog 1, 2, 3: 0.75 > 0.70, 0.60 > 0.50, 0.45 > 0.30; freeze 1: 0.60 = 0.60; freeze 2: 0.30 < 0.40
+    assert (wl["win"], wl["loss"], wl["tie"]) == (3, 1, 1)
+    outcome = {(s["corruption"], s["severity"]): s["outcome"] for s in wl["scenarios"]}
+    assert outcome == {("fog", 1): "win", ("fog", 2): "win", ("fog", 3): "win",
+                       ("freeze", 1): "tie", ("freeze", 2): "loss"}
+    assert wl["scenarios"][0]["difference"] == pytest.approx(0.05)
+
+
+def test_compare_collects_relative_improvement_difference_and_win_loss():
+    c = metrics.compare(RIGL, DENSE)
+    assert c["mPC"] == pytest.approx(0.05) and c["mPC_difference"] == pytest.approx(0.025)
+    assert c["per_corruption"] == pytest.approx({"fog": 0.20, "freeze": -0.10})
+    assert c["win_loss"]["win"] == 3
+
+
+# --- several seeds ---------------------------------------------------------------------
+
+A = {"clean": 0.8, "corrupted": {"fog": {1: 0.6}}}
+B = {"clean": 0.6, "corrupted": {"fog": {1: 0.7, 2: 0.5}}}
+
+
+def test_mean_and_std_tables_are_cellwise_over_shared_cells():
+    mean = metrics.mean_table([A, B])
+    assert mean["clean"] == pytest.approx(0.7)
+    assert mean["corrupted"] == {"fog": {1: pytest.approx(0.65)}}  # fog 2 is in B only
+    std = metrics.std_table([A, B])
+    # sample std of two values x, y is |x - y| / sqrt(2)
+    assert std["clean"] == pytest.approx(0.2 / math.sqrt(2))
+    assert std["corrupted"]["fog"][1] == pytest.approx(0.1 / math.sqrt(2))
+
+
+def test_mean_std():
+    assert metrics.mean_std([0.5, 0.7, 0.9]) == pytest.approx((0.7, 0.2))
+    mean, std = metrics.mean_std([0.4])
+    assert mean == 0.4 and math.isnan(std)
+    assert all(math.isnan(v) for v in metrics.mean_std([0.4, None]))
+
+
+def test_summarize_seeds_averages_per_run_numbers():
+    s = metrics.summarize_seeds([A, B], baseline=A)
+    assert s["n"] == 2
+    # mPC per run: 0.6 and 0.6; rPC: 0.75 and 1.0
+    assert (s["mean"]["mPC"], s["std"]["mPC"]) == pytest.approx((0.6, 0.0))
+    assert (s["mean"]["rPC"], s["std"]["rPC"]) == pytest.approx((0.875, 0.25 / math.sqrt(2)))
+    # CE of B against A at the shared severity: 0.3 / 0.4; A against itself: 1
+    assert s["mean"]["mCE"] == pytest.approx((1.0 + 0.75) / 2)
+    assert metrics.summarize_seeds([A])["mean"]["mCE"] is None
+
+
+# --- corruption taxonomy ---------------------------------------------------------------
+
+def test_frequency_order_runs_from_noise_to_low_frequency_then_temporal():
+    names = ["frame_drop", "fog", "contrast", "motion_blur", "jpeg_compression", "gaussian_noise"]
+    order = metrics.frequency_order(names)
+    assert order == ["gaussian_noise", "jpeg_compression", "motion_blur", "fog", "contrast", "frame_drop"]
+    assert metrics.frequency_order(["zzz_new", "fog", "aaa_new"]) == ["fog", "aaa_new", "zzz_new"]
+    assert metrics.frequency_band("fog") == "low-frequency" and metrics.frequency_band("zzz") is None
+
+
+def test_frequency_bands_name_each_corruption_once():
+    assert len(metrics.FREQUENCY_ORDER) == len(set(metrics.FREQUENCY_ORDER))
+
+
+@pytest.mark.parametrize("name, kind", sorted(list_corruptions().items()))
+def test_every_registered_corruption_is_ranked_and_has_a_family(name, kind):
+    assert name in metrics.FREQUENCY_ORDER
+    family = metrics.corruption_family(name, kind)
+    assert family in metrics.FAMILIES and family != "spatial (other)"
+    assert (family == kind) if kind != "spatial" else family in metrics.SPATIAL_FAMILIES
+    assert (metrics.frequency_band(name) == "temporal") == (kind == "temporal")

@@ -3,7 +3,7 @@
 Example:
     >>> from vidsparse import robustness
     >>> ev = robustness.evaluate(["runs/dense", "runs/rigl"], "data/ucf101", limit=50)
-    >>> robustness.write_report(ev, "reports/ucf101")   # report.md, results.json, a PNG
+    >>> robustness.write_report(ev, "reports/ucf101")   # report.md, results.json/.csv, PNGs
 """
 
 from vidsparse.robustness.evaluate import (
@@ -16,25 +16,70 @@ from vidsparse.robustness.evaluate import (
     evaluate,
     load_checkpoint,
 )
-from vidsparse.robustness.metrics import accuracy, mpc, relative_improvement, rpc, summarize
-from vidsparse.robustness.report import method_label, read_results, summary_table, write_report
+from vidsparse.robustness.metrics import (
+    FREQUENCY_BANDS,
+    absolute_robustness,
+    accuracy,
+    compare,
+    corruption_errors,
+    frequency_order,
+    mce,
+    mpc,
+    relative_corruption_errors,
+    relative_improvement,
+    relative_mce,
+    relative_robustness,
+    rpc,
+    summarize,
+    summarize_seeds,
+    win_loss,
+)
+from vidsparse.robustness.spectral import default_radii, fourier_filter, radius_accuracy, spectral_curves
+from vidsparse.robustness.stability import flip_rate, sequence_clip_indices
+from vidsparse.robustness.report import (
+    build_results,
+    method_label,
+    read_results,
+    summary_table,
+    write_report,
+    write_report_files,
+)
 
 __all__ = [
     "CLEAN",
     "DEFAULT_CORRUPTIONS",
     "DEFAULT_SEVERITIES",
+    "FREQUENCY_BANDS",
     "Checkpoint",
     "Condition",
     "Evaluation",
+    "absolute_robustness",
     "accuracy",
+    "build_results",
+    "compare",
+    "corruption_errors",
+    "default_radii",
     "evaluate",
+    "flip_rate",
+    "fourier_filter",
+    "frequency_order",
     "load_checkpoint",
+    "mce",
     "method_label",
+    "radius_accuracy",
+    "sequence_clip_indices",
+    "spectral_curves",
     "mpc",
     "read_results",
+    "relative_corruption_errors",
     "relative_improvement",
+    "relative_mce",
+    "relative_robustness",
     "rpc",
     "summarize",
+    "summarize_seeds",
     "summary_table",
+    "win_loss",
     "write_report",
+    "write_report_files",
 ]

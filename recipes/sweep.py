@@ -1,0 +1,185 @@
+"""Run the DST-robustness protocol from one sweep file: train every (method, sparsity, seed),
+corrupt the test split, evaluate every checkpoint on it and write the report.
+
+    python recipes/sweep.py --config recipes/sweeps/demo.yaml [key=value ...]
+
+Each stage skips what is already done, so an interrupted sweep is started again with the
+same command: a run whose ``final/run.json`` exists is not trained again (an unfinished one
+resumes from its newest checkpoint, ``resume=auto``), ``corrupt_dataset`` skips files its
+manifest holds, and the evaluation reads the predictions it cached. Training and evaluation
+are launched with ``accelerate launch`` and the sweep's ``launch`` arguments.
+
+Layout of ``output_dir``: ``data/`` (when the sweep generates the synthetic dataset),
+``runs/<method>[_sparsity<s>]_seed<n>/`` (one training output each), ``corrupted/`` and
+``report/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from vidsparse.config import ConfigError, load_config, parse_overrides
+from vidsparse.sparse import UPDATERS
+
+REPO = Path(__file__).resolve().parents[1]
+ACCELERATE = str(Path(sys.executable).with_name("accelerate"))
+
+DEFAULTS = {
+    "output_dir": "runs/sweep",
+    # Accelerate launch arguments for training and evaluation, e.g. ["--multi_gpu",
+    # "--num_processes", "8"]; [] is one process.
+    "launch": [],
+    "data": {
+        "root": None,          # the dataset; None: output_dir/data, generated
+        # make_synthetic's arguments when the sweep writes the embedded dataset itself
+        "generate": {"classes": 4, "videos_per_class": 24, "seed": 0},
+    },
+    "train": {
+        "config": "recipes/configs/r3d_tiny_rigl.yaml",  # base training config
+        "overrides": [],       # key=value for every run
+        "methods": ["dense", "set", "rigl"],
+        "sparsities": [0.5],   # the paper's range is 0.1-0.5; dense runs once per seed
+        "seeds": [0],
+    },
+    "corrupt": {
+        "on_disk": True,       # False: evaluate on the fly, no files
+        "corruptions": ["gaussian_noise", "motion_blur", "fog", "contrast", "frame_drop", "h264_crf"],
+        "severities": [1, 2, 3, 4, 5],
+        "workers": 2,
+        "seed": 0,
+    },
+    "evaluate": {"batch_size": 8, "limit": None},
+}
+
+
+def load_sweep(path: str, overrides: list[str]) -> dict:
+    """Defaults <- the sweep file <- ``key=value`` overrides; unknown keys are errors."""
+    cfg = copy.deepcopy(DEFAULTS)
+    loaded = yaml.safe_load(Path(path).read_text()) or {}
+    nested: dict = {}
+    for dotted, value in parse_overrides(overrides).items():
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    for layer, source in ((loaded, path), (nested, "command line")):
+        merge(cfg, layer, DEFAULTS, "", source)
+    for method in cfg["train"]["methods"]:
+        if method not in UPDATERS.names():
+            raise ValueError(f"train.methods: unknown method {method!r}; known: {', '.join(UPDATERS.names())}")
+    for s in cfg["train"]["sparsities"]:
+        if not (isinstance(s, (int, float)) and 0 < s < 1):
+            raise ValueError(f"train.sparsities: each must be in (0, 1), got {s!r}")
+    return cfg
+
+
+def merge(cfg: dict, layer: dict, schema: dict, prefix: str, source: str) -> None:
+    for key, value in layer.items():
+        if key not in schema:
+            raise ValueError(f"{source}: unknown key {prefix + key!r}; known here: {sorted(schema)}")
+        if isinstance(schema[key], dict) and key != "generate":
+            if not isinstance(value, dict):
+                raise ValueError(f"{source}: {prefix + key!r} must be a mapping")
+            merge(cfg[key], value, schema[key], f"{prefix}{key}.", source)
+        else:
+            cfg[key] = value
+
+
+def runs(cfg: dict) -> list[tuple[str, list[str]]]:
+    """``(run name, training overrides)`` for every (method, sparsity, seed)."""
+    train = cfg["train"]
+    out = []
+    for seed in train["seeds"]:
+        for method in train["methods"]:
+            if method == "dense":
+                out.append((f"dense_seed{seed}", ["sparsity.method=dense", "sparsity.density=1.0",
+                                                  f"seed={seed}"]))
+                continue
+            for s in train["sparsities"]:
+                out.append((f"{method}_sparsity{s:g}_seed{seed}",
+                            [f"sparsity.method={method}", f"sparsity.sparsity={s}", f"seed={seed}"]))
+    return out
+
+
+def run(cmd: list[str], what: str) -> None:
+    print(f"\n== {what}\n$ {' '.join(cmd)}", flush=True)
+    if subprocess.run(cmd, cwd=REPO).returncode != 0:
+        sys.exit(f"error: {what} failed (command above); fix it and run the sweep again: "
+                 "finished stages are skipped")
+
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 2)[2],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--config", required=True, help="sweep YAML (see recipes/sweeps/)")
+parser.add_argument("overrides", nargs="*", help="key=value, e.g. output_dir=runs/x train.seeds=[0,1]")
+args = parser.parse_args()
+try:
+    cfg = load_sweep(args.config, args.overrides)
+except (OSError, ValueError, yaml.YAMLError) as exc:
+    sys.exit(f"error: {exc}")
+
+# Every run's training config is checked before anything runs: a bad key fails now, not
+# after hours of the runs before it.
+for name, overrides in runs(cfg):
+    try:
+        load_config(cfg["train"]["config"], [*cfg["train"]["overrides"], *overrides])
+    except ConfigError as exc:
+        sys.exit(f"error: run {name}: {exc}")
+
+started = time.time()
+output = Path(cfg["output_dir"])
+launch = [ACCELERATE, "launch", *map(str, cfg["launch"])]
+
+# ----------------------------------------------------------------------------- data
+root = Path(cfg["data"]["root"] or output / "data")
+if cfg["data"]["root"] is None and not (root / "ucfTrainTestlist").is_dir():
+    from vidsparse.data.synthetic import make_synthetic
+
+    print(f"== generating the synthetic dataset in {root}", flush=True)
+    make_synthetic(root, progress=True, **cfg["data"]["generate"])
+
+# ----------------------------------------------------------------------------- train
+checkpoints = []
+for name, overrides in runs(cfg):
+    out = output / "runs" / name
+    checkpoints.append(out)
+    if (out / "final" / "run.json").exists():
+        print(f"== {name}: trained already, skipped")
+        continue
+    run([*launch, "recipes/train.py", "--config", cfg["train"]["config"], *cfg["train"]["overrides"],
+         *overrides, f"output_dir={out}", f"data.root={root}", "resume=auto"], f"training {name}")
+
+# ----------------------------------------------------------------------------- corrupt
+corrupt = cfg["corrupt"]
+corrupted = output / "corrupted"
+if corrupt["on_disk"]:
+    # A subprocess like the other stages: corrupt_dataset's worker pool starts fresh
+    # interpreters, which would re-run this flat script if the pool were started from it.
+    run([sys.executable, "data_tools/corrupt_dataset.py", "--src", str(root), "--dst", str(corrupted),
+         "--corruptions", ",".join(corrupt["corruptions"]),
+         "--severities", ",".join(map(str, corrupt["severities"])),
+         "--workers", str(corrupt["workers"]), "--seed", str(corrupt["seed"])],
+        "corrupting the test split")
+
+# ----------------------------------------------------------------------------- evaluate
+cmd = [*launch, "recipes/eval_robustness.py", "--data", str(root), "--out", str(output / "report"),
+       "--batch-size", str(cfg["evaluate"]["batch_size"]), "--seed", str(corrupt["seed"])]
+for checkpoint in checkpoints:
+    cmd += ["--checkpoint", str(checkpoint)]
+if corrupt["on_disk"]:
+    cmd += ["--corrupted", str(corrupted)]
+else:
+    cmd += ["--corruptions", ",".join(corrupt["corruptions"]),
+            "--severities", ",".join(map(str, corrupt["severities"]))]
+if cfg["evaluate"]["limit"]:
+    cmd += ["--limit", str(cfg["evaluate"]["limit"])]
+run(cmd, "robustness evaluation")
+print(f"\nsweep done in {time.time() - started:.0f}s: {output / 'report' / 'report.md'}")
