@@ -9,8 +9,6 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 
 DEMO      ?= runs/demo
 DEMO_NPROC ?= 2
-LAUNCH    := $(VENV)/bin/accelerate launch --multi_gpu --num_processes $(DEMO_NPROC) --num_machines 1 \
-             --mixed_precision no --dynamo_backend no
 DEMO_CORRUPTIONS ?= gaussian_noise,motion_blur,fog,contrast,frame_drop,h264_crf
 
 .PHONY: demo test bench clean-demo
@@ -25,22 +23,26 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The demo is a small instance of the sweep (recipes/sweeps/demo.yaml): generate the embedded
+# dataset, train dense/SET/RigL on $(DEMO_NPROC) ranks, corrupt the test split, evaluate, report.
+# Rerunning skips what is done; `make clean-demo` starts over.
 demo: $(STAMP)
-	$(PY) data_tools/make_synthetic.py --out $(DEMO)/data --seed 0 --videos-per-class 40
-	for method in dense set rigl; do \
-	  $(LAUNCH) recipes/train.py --config recipes/configs/r3d_tiny_$$method.yaml \
-	    output_dir=$(DEMO)/r3d_tiny_$$method data.root=$(DEMO)/data || exit 1; \
-	done
-	$(PY) data_tools/corrupt_dataset.py --src $(DEMO)/data --dst $(DEMO)/corrupted \
-	  --corruptions $(DEMO_CORRUPTIONS) --severities 1,2,3,4,5 --workers 2
-	$(PY) recipes/eval_robustness.py --data $(DEMO)/data --corrupted $(DEMO)/corrupted \
-	  --checkpoint $(DEMO)/r3d_tiny_dense --checkpoint $(DEMO)/r3d_tiny_set \
-	  --checkpoint $(DEMO)/r3d_tiny_rigl --out $(DEMO)/report
-	@echo "Report: $(DEMO)/report/report.md (plots and results.json beside it)"
+	$(PY) recipes/sweep.py --config recipes/sweeps/demo.yaml output_dir=$(DEMO) \
+	  "launch=[--multi_gpu,--num_processes,$(DEMO_NPROC),--num_machines,1,--mixed_precision,'no',--dynamo_backend,'no']" \
+	  "corrupt.corruptions=[$(DEMO_CORRUPTIONS)]"
+	@echo "Report: $(DEMO)/report/report.md (plots, results.json and results.csv beside it)"
 
-bench: $(STAMP)
+# The bench extra (scipy, scikit-image, OpenCV) is only for the per-frame ImageNet-C reference.
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_engine.py
 	$(PY) benchmarks/bench_decode.py
+	$(PY) benchmarks/bench_corruptions.py --threads 1
 
 clean-demo:
 	rm -rf $(DEMO)
