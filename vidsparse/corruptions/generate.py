@@ -524,10 +524,22 @@ def load_manifest(dst: Path) -> dict[str, dict]:
     if not path.is_file():
         return {}
     try:
-        return {entry["path"]: entry for entry in json.loads(path.read_text())["files"]}
+        entries = {entry["path"]: entry for entry in json.loads(path.read_text())["files"]}
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path} is not a corrupt_dataset manifest ({exc}); move it away or "
                          f"choose another destination") from exc
+    for relative in entries:
+        if not inside(relative):
+            raise ValueError(f"{path}: file {relative!r} leaves {dst}; a manifest lists paths "
+                             f"relative to its own folder")
+    return entries
+
+
+def inside(relative: str) -> bool:
+    """True for a relative path that stays below its root (no absolute path, no ``..``)."""
+    parts = relative.replace("\\", "/").split("/")
+    return bool(relative) and not relative.startswith(("/", "\\")) and ".." not in parts \
+        and ":" not in parts[0]
 
 
 def write_manifest(dst: Path, entries: dict[str, dict], settings: dict,

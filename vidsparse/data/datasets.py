@@ -90,6 +90,9 @@ def ucf101_index(
         folder = relative.split("/")[0]
         if len(parts) > 2 or "/" not in relative:
             raise DatasetFormatError(f"{where}: expected '<Class>/<video> [label]', got {line!r}")
+        if relative.startswith("/") or ".." in relative.split("/") or ":" in folder:
+            raise DatasetFormatError(f"{where}: {relative!r} leaves the dataset root; a list names "
+                                     f"videos as <Class>/<video> inside {UCF101_VIDEOS}/")
         if folder.lower() not in label_of_folder:
             raise DatasetFormatError(f"{where}: class folder {folder!r} is not in classInd.txt")
         label = label_of_folder[folder.lower()]

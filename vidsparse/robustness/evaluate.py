@@ -319,6 +319,10 @@ def discover_corrupted(corrupted: str | os.PathLike) -> dict[str, list[int]]:
              for e in read_manifest(root).get("files", [])} or {
         (d.parent.name, int(d.name)) for d in root.glob("*/*")
         if d.is_dir() and re.fullmatch(r"\d+", d.name)}
+    for name, _ in pairs:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
+            raise ValueError(f"{root}: corruption name {name!r} is not a plain folder name "
+                             "(from its manifest.json); refusing a path outside the folder")
     pairs = {(c, s) for c, s in pairs if (root / c / str(s)).is_dir()}
     found: dict[str, list[int]] = {}
     for name, severity in sorted(pairs):
