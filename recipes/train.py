@@ -190,7 +190,13 @@ def zeros() -> list[torch.Tensor]:
 def dst_statistics() -> dict[str, float]:
     """Over all sparse layers: the share of active weights regrown at the last mask update,
     and in-time over-parameterisation (the share of weights ever active)."""
-    stats = sparsity.stats().values()
+    per_layer = sparsity.stats()
+    for name, layer in per_layer.items():  # reported once per layer
+        if layer["nonzero"] == 0 and name not in all_zero_layers:
+            all_zero_layers.append(name)
+            accelerator.print(f"warning: step {step}: every weight of {name} is zero "
+                              f"({layer['active']} active in the mask, all pruned or regrown at 0)")
+    stats = per_layer.values()
     active = sum(s["active"] for s in stats)
     numel = sum(s["numel"] for s in stats)
     return {"mask_changed": sum(s["changed"] * s["active"] for s in stats) / max(active, 1),
@@ -198,6 +204,8 @@ def dst_statistics() -> dict[str, float]:
 
 
 running_loss, running_correct, running_seen = zeros()
+skipped_batches = skipped_in_a_row = 0  # non-finite losses skipped (nonfinite_loss=skip)
+all_zero_layers: list[str] = []  # sparse layers seen with no nonzero weight
 model.train()
 while step < max_steps:
     epoch = step // steps_per_epoch
@@ -211,7 +219,28 @@ while step < max_steps:
         with accelerator.accumulate(model):
             logits = model(clips)
             loss = F.cross_entropy(logits, labels, label_smoothing=opt["label_smoothing"])
-            accelerator.backward(loss)
+            # All ranks decide together (one all-reduce of a flag), so none waits in backward.
+            if accelerator.reduce((~torch.isfinite(loss.detach())).float(), "max") > 0:
+                if cfg["nonfinite_loss"] == "stop":
+                    last = newest_checkpoint()
+                    accelerator.print(
+                        f"error: the loss is {loss.item()} at optimizer step {step + 1} (on at least "
+                        f"one rank); stopping. Last good checkpoint: "
+                        f"{last or 'none (checkpoint_every=0)'}; lower optim.lr, set optim.grad_clip, "
+                        f"or set nonfinite_loss=skip to skip such batches.", file=sys.stderr)
+                    accelerator.end_training()
+                    sys.exit(3)
+                skipped_batches += 1
+                skipped_in_a_row += 1
+                if skipped_in_a_row > len(train_loader):  # a whole epoch of them: give up
+                    accelerator.print(f"error: {skipped_in_a_row} batches in a row had a non-finite "
+                                      f"loss at optimizer step {step + 1}; stopping",
+                                      file=sys.stderr)
+                    accelerator.end_training()
+                    sys.exit(3)
+                optimizer.zero_grad()
+                continue
+            skipped_in_a_row = 0
             if opt["grad_clip"] > 0 and accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), opt["grad_clip"])
             optimizer.step()
@@ -250,7 +279,8 @@ progress.close()
 
 # --------------------------------------------------------------------------- evaluate, save
 results = {"steps": step, "world_size": accelerator.num_processes,
-           "mixed_precision": accelerator.mixed_precision,
+           "mixed_precision": accelerator.mixed_precision, "skipped_batches": skipped_batches,
+           "all_zero_layers": all_zero_layers,
            "engine_steps": sparsity.step_count, "mask_update_steps": mask_update_steps}
 if cfg["eval_at_end"]:
     test_set = build_dataset(cfg["data"], cfg["data"]["test_split"], build_transform(cfg["data"], train=False))

@@ -163,3 +163,34 @@ def test_bf16_mixed_precision_trains_with_exact_masks(synthetic_ucf101, tmp_path
         assert (weights[name][~mask] == 0).all(), name
     losses = [float(line.split(",")[1]) for line in (out / "metrics.csv").read_text().splitlines()[1:]]
     assert len(losses) == 3 and all(0 < x < 10 for x in losses)
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("stop", "the loss is nan at optimizer step 1"),
+    ("skip", "batches in a row had a non-finite loss"),
+])
+def test_a_non_finite_loss_stops_with_a_message_naming_the_step(synthetic_ucf101, tmp_path, mode, message):
+    # An infinite normalisation mean makes every input, hence every loss, NaN.
+    out = tmp_path / mode
+    proc = subprocess.run([sys.executable, "recipes/train.py", "--config", "recipes/configs/r3d_tiny_set.yaml",
+                           f"data.root={synthetic_ucf101}", f"output_dir={out}", "max_steps=3",
+                           "batch_size=4", "data.mean=[.inf,.inf,.inf]", f"nonfinite_loss={mode}",
+                           "eval_at_end=false"],
+                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert message in proc.stderr
+    if mode == "stop":
+        assert "Last good checkpoint: none" in proc.stderr
+    assert not (out / "final").exists()
+
+
+def test_a_layer_left_all_zero_by_an_update_is_reported(synthetic_ucf101, tmp_path):
+    # drop_fraction 1: SET removes every active weight and regrows as many at zero.
+    out = tmp_path / "zero"
+    proc = run([sys.executable, "recipes/train.py", "--config", "recipes/configs/r3d_tiny_set.yaml",
+                f"data.root={synthetic_ucf101}", f"output_dir={out}", "max_steps=2", "batch_size=4",
+                "sparsity.drop_fraction=1.0", "sparsity.decay=constant", "sparsity.update_interval=1",
+                "sparsity.end_fraction=1.0", "log_every=1", "eval_at_end=false"])
+    layers = run_info(out)["all_zero_layers"]
+    assert "stem.0.weight" in layers and "fc.weight" in layers
+    assert "warning: step 1: every weight of stem.0.weight is zero" in proc.stdout + proc.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "mixed_precision": "no",  # no | fp16 | bf16
     "resume": "none",  # none | auto | DIR
     "log_every": 10,
+    # A loss that is NaN or infinite: "stop" the run with a message naming the step and the
+    # last good checkpoint, or "skip" the batch (no update) and count it in run.json.
+    "nonfinite_loss": "stop",
     "checkpoint_every": 0,  # optimizer steps between checkpoints; 0 = only the final one
     "eval_at_end": True,
     # num_classes None: the dataset's class count. kwargs: builder arguments (frames, size,
@@ -71,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
 CHOICES = {
     "mixed_precision": ("no", "fp16", "bf16"),
     "optim.name": ("sgd", "adamw"),
+    "nonfinite_loss": ("stop", "skip"),
 }
 
 
@@ -169,6 +174,8 @@ def _check_type(dotted: str, value: Any, default: Any, source: str) -> Any:
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, float):
+        if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
+            value = float(value)  # YAML 1.1 reads "1e-4" (no dot) as a string
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif isinstance(default, int):
