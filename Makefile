@@ -43,6 +43,7 @@ bench: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_engine.py
 	$(PY) benchmarks/bench_decode.py
 	$(PY) benchmarks/bench_corruptions.py --threads 1
+	$(PY) benchmarks/bench_nm.py
 
 clean-demo:
 	rm -rf $(DEMO)

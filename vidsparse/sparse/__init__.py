@@ -7,7 +7,7 @@
 from vidsparse.sparse.distributions import DISTRIBUTIONS, layer_densities
 from vidsparse.sparse.config import SparsityConfig
 from vidsparse.sparse.engine import DynamicSparsity
-from vidsparse.sparse.export import export
+from vidsparse.sparse.export import export, export_semi_structured, semi_structured_available
 from vidsparse.sparse.layers import SparseConv3d, SparseLinear, find_prunable
 from vidsparse.sparse.schedules import UpdateSchedule
 from vidsparse.sparse.updaters import UPDATERS, Updater
@@ -22,6 +22,8 @@ __all__ = [
     "UpdateSchedule",
     "Updater",
     "export",
+    "export_semi_structured",
     "find_prunable",
     "layer_densities",
+    "semi_structured_available",
 ]

@@ -42,6 +42,15 @@ class SparsityConfig:
             (Yuan et al. 2021 used 10%).
         sync: at update steps under torch.distributed, ``broadcast`` rank 0's masks,
             ``verify`` that all ranks agree (raise otherwise) or ``none``.
+        nm: ``[N, M]`` (e.g. ``[2, 4]``) for N:M semi-structured masks on ``nn.Linear``
+            weights: of every M consecutive weights along the input dimension exactly N are
+            kept, at init and after every update, so those layers sit at density N/M whatever
+            ``density``, ``distribution``, ``layer_density`` or a SparseLinear's own density
+            say. Linear layers kept dense (``dense_layers``, ``keep_first_dense``,
+            ``keep_last_dense``, a ``layer_density`` of 1) stay dense; every other layer
+            (Conv, the packed q/k/v projection of nn.MultiheadAttention) keeps the
+            unstructured pattern at the distribution's density. Needs a constant-density
+            method (static, set, rigl, mest_r, mest_g); ``None`` (default) = unstructured.
 
     Example:
         >>> cfg = vidsparse.SparsityConfig(method="rigl", sparsity=0.5, distribution="erk",
@@ -70,6 +79,7 @@ class SparsityConfig:
     mest_lambda: float = 1.0
     mest_overshoot: float = 0.1
     sync: str = "broadcast"
+    nm: list[int] | None = None
 
     def __post_init__(self):
         UPDATERS.get(self.method)
@@ -101,6 +111,16 @@ class SparsityConfig:
             raise ValueError(f"SparsityConfig.mest_overshoot must be in [0, 1], got {self.mest_overshoot}")
         if self.sync not in SYNC_MODES:
             raise ValueError(f"SparsityConfig.sync must be one of {SYNC_MODES}, got {self.sync!r}")
+        if self.nm is not None:
+            nm = list(self.nm) if isinstance(self.nm, (list, tuple)) else None
+            if nm is None or len(nm) != 2 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                     for v in nm) or not 0 < nm[0] < nm[1]:
+                raise ValueError("SparsityConfig.nm must be [N, M] with integers 0 < N < M "
+                                 f"(e.g. [2, 4]), got {self.nm!r}")
+            if UPDATERS.get(self.method).gradual:
+                raise ValueError(f"SparsityConfig.nm={nm} needs a constant-density method; "
+                                 f"{self.method!r} prunes gradually")
+            self.nm = nm
         self.dense_layers = list(self.dense_layers)
         self.layer_density = {str(k): float(v) for k, v in dict(self.layer_density).items()}
 

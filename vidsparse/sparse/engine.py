@@ -19,7 +19,7 @@ from vidsparse.sparse.layers import FilterFn, PrunableTarget, find_prunable, ran
 from vidsparse.sparse.schedules import UpdateSchedule
 from vidsparse.sparse.updaters import UPDATERS
 
-__all__ = ["DynamicSparsity", "SparsityConfig", "mask_digest"]
+__all__ = ["DynamicSparsity", "SparsityConfig", "mask_digest", "nm_pattern_holds", "nm_random_mask"]
 
 _PURPOSE_INIT, _PURPOSE_GROW = 0, 1
 
@@ -28,6 +28,20 @@ def _generator(*key: int) -> torch.Generator:
     """A CPU generator keyed on integers, independent of the global RNG and of the rank."""
     seed = int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, dtype=np.uint64)[0])
     return torch.Generator().manual_seed(seed % 2**63)
+
+
+def nm_random_mask(shape: torch.Size, n: int, m: int, generator: torch.Generator) -> torch.Tensor:
+    """A bool mask of ``shape`` keeping N uniformly random weights of every M consecutive ones
+    along the last dimension (which M divides)."""
+    groups = torch.rand(math.prod(shape) // m, m, generator=generator)
+    mask = torch.zeros(groups.shape, dtype=torch.bool)
+    mask.scatter_(1, groups.topk(n, dim=1).indices, True)
+    return mask.view(shape)
+
+
+def nm_pattern_holds(mask: torch.Tensor, n: int, m: int) -> bool:
+    """True if every M consecutive entries along the last dimension hold exactly N ones."""
+    return mask.shape[-1] % m == 0 and bool((mask.reshape(-1, m).sum(1) == n).all())
 
 
 def _unwrap_optimizer(optimizer):
@@ -117,11 +131,13 @@ class DynamicSparsity:
         self._last_changed: dict[str, float] = {}
         self._overshoot: dict[str, int] = {}  # MEST: weights grown above target, to prune back
         self._prune_back_step: int | None = None
+        self.nm_layers: set[str] = set()  # names of the weights held to the N:M pattern
         if self.updater.sparse:
             self.targets = find_prunable(self.model, filter_fn)
             if not self.targets:
                 raise ValueError("DynamicSparsity found no prunable layer (Conv/Linear/attention) "
                                  "in the model" + (" that filter_fn accepts" if filter_fn else ""))
+            self.nm_layers = self._find_nm_layers()
             self.target_counts = self._counts(config.density)
             self._init_masks(self._counts(self.initial_density))
             # DDP would otherwise broadcast every buffer on every forward (DESIGN.md: masks
@@ -149,7 +165,26 @@ class DynamicSparsity:
             fixed[names[0]] = 1.0
         if cfg.keep_last_dense:
             fixed[names[-1]] = 1.0
+        for name in self.nm_layers:
+            fixed[name] = cfg.nm[0] / cfg.nm[1]
         return fixed
+
+    def _find_nm_layers(self) -> set[str]:
+        """nn.Linear weights that ``config.nm`` applies to: all but those kept dense."""
+        if not self.config.nm:
+            return set()
+        n, m = self.config.nm
+        dense = {name for name, density in self._fixed_densities().items() if density >= 1.0}
+        layers = set()
+        for t in self.targets:
+            if t.name in dense or t.param_name != "weight" or not isinstance(t.module, nn.Linear):
+                continue
+            if t.param.shape[-1] % m:
+                raise ValueError(f"SparsityConfig.nm={[n, m]}: layer {t.name} has in_features "
+                                 f"{t.param.shape[-1]}, not divisible by M={m}; keep it dense "
+                                 f"with dense_layers=[{t.name!r}] or leave it out with filter_fn")
+            layers.add(t.name)
+        return layers
 
     def _counts(self, density: float) -> dict[str, int]:
         """Active weights per layer at global ``density``, checked reachable."""
@@ -172,7 +207,11 @@ class DynamicSparsity:
     def _init_masks(self, counts: dict[str, int]) -> None:
         for index, target in enumerate(self.targets):
             generator = _generator(self.config.seed, index, 0, _PURPOSE_INIT)
-            set_mask_(target, random_mask(target.param.shape, counts[target.name], generator))
+            if target.name in self.nm_layers:
+                mask = nm_random_mask(target.param.shape, *self.config.nm, generator)
+            else:
+                mask = random_mask(target.param.shape, counts[target.name], generator)
+            set_mask_(target, mask)
             self._ever_active[target.name] = target.mask.clone()
             self._last_changed[target.name] = 0.0
 
@@ -238,6 +277,8 @@ class DynamicSparsity:
             goal = counts[target.name]
             swap = int(fraction * goal)
             extra = min(int(overshoot * goal), target.param.numel() - goal)
+            if target.name in self.nm_layers:
+                extra = 0  # no room above N per group: MEST's soft bound does not apply
             self._overshoot[target.name] = extra
             generator = _generator(self.config.seed, index, step, _PURPOSE_GROW)
             self._update_layer(target, n_remove=active - goal + swap, n_grow=swap + extra,
@@ -273,7 +314,10 @@ class DynamicSparsity:
             # Regrow the n_grow highest-scoring inactive weights (just-dropped ones included).
             growth = self.updater.growth_score(weight, grad, generator).reshape(-1).float()
             growth = growth.masked_fill(flat_mask, -math.inf)
-            grown = torch.topk(growth, n_grow, largest=True, sorted=False).indices
+            if target.name in self.nm_layers:
+                grown = self._nm_grow_indices(growth, flat_mask)
+            else:
+                grown = torch.topk(growth, n_grow, largest=True, sorted=False).indices
             flat_mask[grown] = True
         flat_weight = weight.data.view(-1)
         if grown is not None:
@@ -284,6 +328,22 @@ class DynamicSparsity:
         if record:
             new = int((flat_mask & ~before).sum())
             self._last_changed[target.name] = new / max(int(flat_mask.sum()), 1)
+
+    def _nm_grow_indices(self, growth: torch.Tensor, flat_mask: torch.Tensor) -> torch.Tensor:
+        """Flat indices that refill every group of M to exactly N active weights.
+
+        Removal ran over the whole layer as usual; a group now regrows as many weights as it
+        lost, its highest growth scores first (SRigL's constant fan-in rule, Lasby et al. 2023,
+        with the group of M in place of the neuron). Active weights score -inf, so they are
+        never picked.
+        """
+        n, m = self.config.nm
+        deficit = n - flat_mask.view(-1, m).sum(1)
+        # A stable sort keeps ties (equal gradients, zero gradients) in index order on every rank.
+        order = torch.sort(growth.view(-1, m), dim=1, descending=True, stable=True).indices
+        pick = torch.arange(m, device=growth.device) < deficit[:, None]
+        rows = pick.nonzero()[:, 0]
+        return rows * m + order[pick]
 
     def _zero_optimizer_state(self, param: torch.Tensor, flat_mask: torch.Tensor, grown) -> None:
         # Removed weights lose their state; regrown ones start from zero state, as a new
@@ -382,6 +442,9 @@ class DynamicSparsity:
             if tuple(masks[t.name].shape) != tuple(t.param.shape):
                 raise ValueError(f"mask for {t.name} has shape {tuple(masks[t.name].shape)}, "
                                  f"the weight has {tuple(t.param.shape)}")
+            if t.name in self.nm_layers and not nm_pattern_holds(masks[t.name], *self.config.nm):
+                raise ValueError(f"mask for {t.name} breaks the {self.config.nm[0]}:"
+                                 f"{self.config.nm[1]} pattern that SparsityConfig.nm asks for")
             set_mask_(t, masks[t.name])
             ever = state.get("ever_active", {}).get(t.name)
             self._ever_active[t.name] = (ever.to(t.mask.device) if ever is not None else t.mask.clone()) | t.mask
