@@ -280,6 +280,7 @@ progress.close()
 # --------------------------------------------------------------------------- evaluate, save
 results = {"steps": step, "world_size": accelerator.num_processes,
            "mixed_precision": accelerator.mixed_precision, "skipped_batches": skipped_batches,
+           "skipped_videos": {"train": len(train_set.skipped)},
            "all_zero_layers": all_zero_layers,
            "engine_steps": sparsity.step_count, "mask_update_steps": mask_update_steps}
 if cfg["eval_at_end"]:
@@ -295,6 +296,7 @@ if cfg["eval_at_end"]:
             correct += int((preds == labels).sum())
             seen += labels.numel()
     results["test_accuracy"] = correct / max(seen, 1)
+    results["skipped_videos"]["test"] = len(getattr(test_set, "skipped", ()))
     accelerator.log({"test/accuracy": results["test_accuracy"]}, step=step)
     accelerator.print(f"{cfg['name']}: clean test accuracy {results['test_accuracy']:.3f} on {seen} videos")
 

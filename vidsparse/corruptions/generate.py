@@ -145,7 +145,7 @@ class Summary:
 
     def __str__(self) -> str:
         lines = [f"wrote {sum(self.written.values())} files, skipped {self.skipped} already done, "
-                 f"in {self.seconds:.1f}s -> {self.dst}"]
+                 f"{len(self.failed)} source video(s) failed, in {self.seconds:.1f}s -> {self.dst}"]
         lines += [f"  {name:20s} {count:6d} written" for name, count in sorted(self.written.items())]
         if self.missing:
             lines.append(f"  {len(self.missing)} listed video(s) missing from the source, e.g. "

@@ -88,7 +88,9 @@ def video_seed(seed: int, corruption: str, severity: int, source: str) -> int:
         >>> video_seed(0, "fog", 3, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi")
         10838482858409462411
     """
-    key = f"{seed}\0{corruption}\0{severity}\0{source}".encode()
+    # surrogateescape: a file name that is not UTF-8 (Python holds its bytes as surrogates)
+    # gets a seed too; every UTF-8 name keeps the seed plain .encode() gave it.
+    key = f"{seed}\0{corruption}\0{severity}\0{source}".encode("utf-8", "surrogateescape")
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
 
 

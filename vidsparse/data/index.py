@@ -26,10 +26,10 @@ from typing import Iterable
 
 from tqdm.auto import tqdm
 
-from vidsparse.data.decode import VideoInfo, video_info
+from vidsparse.data.decode import VideoInfo, read_frames, video_info
 
 INDEX_FILE = ".vidsparse_index.json"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: a video counts as usable only if its last frame decodes
 
 
 def user_cache_dir() -> Path:
@@ -84,15 +84,18 @@ def index_videos(
 
 
 def _probe(path: Path, stat: os.stat_result) -> dict:
-    """Open ``path`` and read its header: the cheap check that it decodes at all."""
+    """Open ``path``, read its header and decode its last frame: the check that it decodes."""
     if stat.st_size == 0:
         return {"error": "empty file (0 bytes)"}
     try:
         info = video_info(path)
+        if info.num_frames <= 0:
+            return {"error": "undecodable: no frames"}
+        # A file cut short can keep a header that counts every frame (an MP4 with its index
+        # in front): decoding the last frame finds it now, not in a loader worker mid-epoch.
+        read_frames(path, [info.num_frames - 1])
     except Exception as exc:  # VideoDecodeError, or an FFmpeg error while counting frames
         return {"error": f"undecodable: {exc}"}
-    if info.num_frames <= 0:
-        return {"error": "undecodable: no frames"}
     return {"num_frames": info.num_frames, "fps": info.fps, "height": info.height,
             "width": info.width}
 
