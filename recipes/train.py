@@ -241,6 +241,7 @@ while step < max_steps:
                 optimizer.zero_grad()
                 continue
             skipped_in_a_row = 0
+            accelerator.backward(loss)
             if opt["grad_clip"] > 0 and accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), opt["grad_clip"])
             optimizer.step()
