@@ -1,7 +1,7 @@
 """Frames per second of each spatial corruption: vidsparse on whole clips vs per-frame ImageNet-C.
 
     python benchmarks/bench_corruptions.py [--sizes 112,224] [--frames 16] [--severities 3]
-                                           [--device cpu|cuda] [--rounds 3] [--quick]
+                                           [--device cpu|cuda] [--threads 1] [--rounds 5] [--quick]
 
 For every corruption of ``list_corruptions("spatial")`` and every frame size, times
 ``vidsparse.corrupt`` on a ``T x H x W x 3`` uint8 clip (a torch tensor on ``--device``) and
@@ -9,10 +9,12 @@ a Python loop calling the per-frame numpy reference (``imagenet_c_reference.py``
 frames, on the CPU. Both are timed in the same run, interleaved round by round so that drift
 in machine load hits both alike; the fastest round gives frames per second (best of N, as
 ``timeit``: on a shared machine the slower rounds measure the other jobs), and the ratio is
-ours / reference (above 1: we are faster). The load average before and after is recorded. The reference glass blur walks every pixel in
-Python (seconds per frame), so it is timed on ``--glass-frames`` frames only. Rain has no
-ImageNet-C counterpart (n/a). With several severities, frames per second is the inverse of
-the mean time per frame over them.
+ours / reference (above 1: we are faster). The load average before and after is recorded.
+The reference glass blur walks every pixel in Python (seconds per frame), so it is timed on
+``--glass-frames`` frames only. Rain has no ImageNet-C counterpart (n/a). With several
+severities, frames per second is the inverse of the mean time per frame over them. On a
+shared machine use ``--threads 1``: with more threads each torch op waits for its slowest
+thread, so other jobs slow it far more than the single-threaded reference.
 
 Prints a markdown table and writes it to ``--out`` (one section per device and thread count;
 the other sections are kept). ``--quick`` is a smoke run (112 x 112, 4 frames, one round) that

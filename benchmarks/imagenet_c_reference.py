@@ -15,7 +15,8 @@ frame size instead of reading one of six photographs from disk on every call (so
 reference's frost is, if anything, faster than theirs). Pixel-sized constants (blur sigmas
 and radii, glass-blur displacement, elastic and spatter sizes) are defined at 224 x 224 and
 scaled by ``min(H, W) / 224`` exactly as ``vidsparse.corruptions`` scales them, so both sides
-do the same work; at 224 x 224 they are ImageNet-C's.
+do the same work; at 224 x 224 they are ImageNet-C's. (Glass blur's displacement is then
+fractional at other sizes, and read bilinearly, as vidsparse reads it.)
 
     from benchmarks.imagenet_c_reference import REFERENCE
     out = REFERENCE["glass_blur"](frame, severity=3, rng=np.random.default_rng(0))
@@ -93,23 +94,39 @@ def gaussian_blur(frame, severity, rng):
 
 @register
 def glass_blur(frame, severity, rng):
-    """Blur, then a Python loop over pixels, each exchanged with a random neighbour, then blur.
+    """Blur, then a Python loop over pixels, each taking a random neighbour's value, then blur.
 
     ``x[a], x[b] = x[b], x[a]`` on numpy rows assigns views: the pixel at ``a`` takes the
-    neighbour's value and the neighbour keeps it (a copy, not a swap), as in ImageNet-C.
+    neighbour's value and the neighbour keeps it (a copy, not a swap), as in ImageNet-C. The
+    neighbour is up to ``max_delta`` 224-reference pixels away, scaled by ``min(H, W) / 224``
+    as vidsparse scales it: at 224 x 224 the offsets are whole (ImageNet-C's copy), at other
+    sizes they are fractional and the neighbour's value is read bilinearly and rounded.
     """
     sigma, delta, iterations = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))[severity - 1]
     px = _px(frame)
-    sigma, delta = sigma * px, max(1, round(delta * px))
+    sigma, reach = sigma * px, math.ceil(delta * px)  # reach: the most pixels an offset spans
     h, w = frame.shape[:2]
     x = np.uint8(gaussian(frame / 255.0, sigma=sigma, channel_axis=-1) * 255)
     for _ in range(iterations):
-        for row in range(h - delta, delta, -1):
-            for col in range(w - delta, delta, -1):
+        for row in range(h - reach, reach, -1):
+            for col in range(w - reach, reach, -1):
                 dx, dy = rng.integers(-delta, delta, size=2)
-                row2, col2 = row + dy, col + dx
-                x[row, col], x[row2, col2] = x[row2, col2], x[row, col]
+                if px == 1:
+                    row2, col2 = row + dy, col + dx
+                    x[row, col], x[row2, col2] = x[row2, col2], x[row, col]
+                else:
+                    x[row, col] = _bilinear(x, row + dy * px, col + dx * px)
     return _to_uint8(np.clip(gaussian(x / 255.0, sigma=sigma, channel_axis=-1), 0, 1) * 255)
+
+
+def _bilinear(x: np.ndarray, row: float, col: float) -> np.ndarray:
+    """The pixel of uint8 ``x`` at a fractional position, interpolated and rounded."""
+    r0, c0 = int(row), int(col)  # positions are positive: int() floors
+    r1, c1 = min(r0 + 1, x.shape[0] - 1), min(c0 + 1, x.shape[1] - 1)
+    fr, fc = row - r0, col - c0
+    top = (1 - fc) * x[r0, c0] + fc * x[r0, c1]
+    bottom = (1 - fc) * x[r1, c0] + fc * x[r1, c1]
+    return np.uint8((1 - fr) * top + fr * bottom + 0.5)
 
 
 def _disk(radius: float, alias_sigma: float) -> np.ndarray:

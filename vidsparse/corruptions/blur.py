@@ -54,7 +54,7 @@ ELASTIC_MONOTONE = ((244 * 0.024, 244 * 0.01, 244 * 0.004), (244 * 0.048, 244 * 
 def gaussian_blur(video, severity, rng, *, constants="vidsparse"):
     """Gaussian blur with sigma ``(1, 2, 3, 4, 6)`` pixels at 224, edges replicated."""
     sigma = _ops.severity_table(constants, GAUSSIAN_BLUR_SIGMA)[severity - 1] * _ops.reference_scale(*video.shape[1:3])
-    return _ops.to_uint8(_ops.gaussian_blur(_ops.to_float(video), sigma).clamp_(0, 1))
+    return _ops.to_uint8_(_ops.gaussian_blur(_ops.to_float(video), sigma))
 
 
 @register_corruption("zoom_blur", kind="spatial")
@@ -69,7 +69,7 @@ def zoom_blur(video, severity, rng, *, constants="vidsparse"):
     out = x.clone()
     for factor in factors:
         out += _ops.zoom(x, float(factor))
-    return _ops.to_uint8((out / (len(factors) + 1)).clamp_(0, 1))
+    return _ops.to_uint8_(out / (len(factors) + 1))
 
 
 @register_corruption("glass_blur", kind="spatial")
@@ -102,11 +102,11 @@ def glass_blur(video, severity, rng, *, temporal="static", constants="vidsparse"
     for i in range(iterations):  # compose: the value at p comes from p + d_1 + ... (clamped)
         src_y = (src_y + offsets[:, i, 0]).clamp(0, h - 1)
         src_x = (src_x + offsets[:, i, 1]).clamp(0, w - 1)
-    x = _ops.to_uint8(_ops.gaussian_blur(_ops.to_float(video), sigma * scale).clamp_(0, 1))
+    x = _ops.to_uint8_(_ops.gaussian_blur(_ops.to_float(video), sigma * scale))
     grid = torch.stack([2 * src_x / max(w - 1, 1) - 1, 2 * src_y / max(h - 1, 1) - 1], dim=-1)
     shuffled = F.grid_sample(_ops.to_float(x).permute(0, 3, 1, 2), grid.expand(t, h, w, 2), mode="bilinear",
                              padding_mode="border", align_corners=True).permute(0, 2, 3, 1)
-    return _ops.to_uint8(_ops.gaussian_blur(shuffled, sigma * scale).clamp_(0, 1))
+    return _ops.to_uint8_(_ops.gaussian_blur(shuffled, sigma * scale))
 
 
 @register_corruption("elastic_transform", kind="spatial")
@@ -152,4 +152,4 @@ def elastic_transform(video, severity, rng, *, temporal="static", constants="vid
     grid = torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], dim=-1).expand(t, h, w, 2)
     planes = _ops.to_float(video).permute(0, 3, 1, 2)
     out = F.grid_sample(planes, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    return _ops.to_uint8(out.permute(0, 2, 3, 1).clamp_(0, 1))
+    return _ops.to_uint8_(out.permute(0, 2, 3, 1))

@@ -8,6 +8,7 @@ all three grow in pixel error with severity as published. None draws random numb
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import torch
@@ -39,41 +40,86 @@ def saturate(video, severity, rng, *, constants="vidsparse"):
     coloured = value - (value - x) * new_sat / sat.clamp(min=1e-12)
     red = torch.tensor([0.0, 1.0, 1.0], device=x.device)
     grey = value * (1 - new_sat * red)
-    return _ops.to_uint8(torch.where(sat > 0, coloured, grey).clamp_(0, 1))
+    return _ops.to_uint8_(torch.where(sat > 0, coloured, grey))
 
 
 @register_corruption("pixelate", kind="spatial")
 def pixelate(video, severity, rng, *, constants="vidsparse"):
     """Shrink to ``factor`` of the size and enlarge back, both with PIL's BOX filter (ImageNet-C).
 
-    As in PIL, each resize is a horizontal then a vertical pass, each rounded to uint8 (half
-    up), so the result equals PIL's, bit for bit on the clips we compared.
+    PIL's own arithmetic, so the result equals PIL's bit for bit: each resize is one pass per
+    axis, and an output value is ``(2^21 + K * sum) >> 22`` over its box of ``n`` input values,
+    with the 22-bit fixed-point weight ``K = round(2^22 / n)``, rounded to a byte. Shrinking,
+    the order of the passes matters: horizontal first, unless the height loses more than twice
+    as many pixels as the width (Pillow 13, python-pillow/Pillow#9549; earlier versions always
+    went horizontal first, which differs only on frames over twice as tall as wide).
+    Enlarging picks one input value per output, so it is a gather of bytes.
     """
     t, h, w, _ = video.shape
     factor = _ops.severity_table(constants, PIXELATE_FACTOR)[severity - 1]
     small_h, small_w = max(1, int(h * factor)), max(1, int(w * factor))
-    x = video.to(torch.float32)
-    x = torch.floor(torch.einsum("jw,thwc->thjc", _box_weights(w, small_w).to(x), x) + 0.5)
-    x = torch.floor(torch.einsum("ih,thjc->tijc", _box_weights(h, small_h).to(x), x) + 0.5)
-    x = torch.einsum("wj,tijc->tiwc", _box_weights(small_w, w).to(x), x)  # enlarging picks one pixel
-    x = torch.einsum("hi,tiwc->thwc", _box_weights(small_h, h).to(x), x)
-    return x.round_().clamp_(0, 255).to(torch.uint8)
+    if h - small_h > 2 * (w - small_w):
+        small = _box_shrink(_box_shrink(video, 1, small_h), 2, small_w)
+    else:
+        small = _box_shrink(_box_shrink(video, 2, small_w), 1, small_h)
+    starts_w, _ = _box_windows(small_w, w)
+    starts_h, _ = _box_windows(small_h, h)
+    return _select(_select(small, 2, starts_w), 1, starts_h)
 
 
-def _box_weights(n_in: int, n_out: int) -> torch.Tensor:
-    """The ``n_out x n_in`` weights of a Pillow BOX resize along one axis.
+def _box_shrink(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """One pass of PIL's BOX resize of uint8 ``x`` along ``dim`` to ``size`` (smaller) values."""
+    starts, counts = _box_windows(x.shape[dim], size)
+    # Window sums from max(counts) gathers of the axis extended by a zero, which short windows
+    # read past their end.
+    padded = torch.cat([x, torch.zeros_like(x.narrow(dim, 0, 1))], dim)
+    gathers = [_select(padded, dim, torch.where(m < counts, starts + m, x.shape[dim]))
+               for m in range(int(counts.max()))]
+    total = gathers[0].to(torch.int32)
+    for gathered in gathers[1:]:
+        total += gathered
+    # Pillow, Resample.c (normalize_coeffs_8bpc, clip8): weights 1 / n in 22-bit fixed point,
+    # rounded half up. K * sum + 2^21 < 256 * 2^22 < 2^31 (for n below 16448), so the shifted
+    # value is a byte as it stands.
+    weight = (0.5 + (1.0 / counts.double()) * (1 << 22)).to(torch.int32)
+    total *= weight.to(x.device).view(-1, *[1] * (x.dim() - 1 - dim))
+    return total.add_(1 << 21).bitwise_right_shift_(22).to(torch.uint8)
 
-    Pillow (``Resample.c``) evaluates the box at input pixel centres: an output pixel averages
-    the input pixels whose centres fall inside its footprint (shrinking), or takes the one
-    nearest its centre (enlarging). Area pooling (which counts partly covered pixels whole)
-    and floor-aligned nearest upsampling (which shifts blocks) each added error at factors
-    that do not divide the size, enough to make factor 0.6 worse than 0.5.
+
+def _select(x: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+    """``x.index_select(dim, index)`` for a ``T x H x W x C`` clip and ``dim`` 1 or 2.
+
+    Along W as a gather from the flattened rows: 2-3 times faster than ``index_select``,
+    which moves one ``C``-byte pixel at a time.
+    """
+    index = index.to(x.device)
+    if dim == 1:
+        return x.index_select(1, index)
+    t, h, w, c = x.shape
+    flat = (index[:, None] * c + torch.arange(c, device=x.device)).flatten()
+    return x.reshape(t * h, w * c).gather(1, flat.expand(t * h, -1)).view(t, h, len(index), c)
+
+
+def _box_windows(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """First input index and count of the input values each output of a BOX resize averages.
+
+    Pillow's ``precompute_coeffs`` (Resample.c), in the same float64 operations: the box of
+    width ``max(n_in / n_out, 1)`` input pixels about the output's centre takes the input
+    pixels whose centres fall inside (half-open, ``(-1/2, 1/2]`` of its width); enlarging,
+    that is one pixel. Area pooling (which counts partly covered pixels whole) and
+    floor-aligned nearest upsampling (which shifts blocks) each added error at factors that
+    do not divide the size, enough to make factor 0.6 worse than 0.5.
     """
     scale = n_in / n_out
-    half = 0.5 * max(scale, 1.0)
-    offset = (np.arange(n_in) + 0.5)[None, :] - (np.arange(n_out) + 0.5)[:, None] * scale
-    inside = ((offset > -half) & (offset <= half)).astype(np.float64)
-    return torch.from_numpy(inside / inside.sum(axis=1, keepdims=True)).to(torch.float32)
+    filter_scale = max(scale, 1.0)
+    support = 0.5 * filter_scale
+    centre = (np.arange(n_out) + 0.5) * scale
+    first = np.maximum((centre - support + 0.5).astype(np.int64), 0)
+    last = np.minimum((centre + support + 0.5).astype(np.int64), n_in)
+    index = first[:, None] + np.arange(2 * math.ceil(support) + 1)[None, :]
+    offset = (index - centre[:, None] + 0.5) * (1.0 / filter_scale)
+    inside = (index < last[:, None]) & (offset > -0.5) & (offset <= 0.5)
+    return torch.from_numpy(index[np.arange(n_out), inside.argmax(axis=1)]), torch.from_numpy(inside.sum(axis=1))
 
 
 @register_corruption("jpeg_compression", kind="spatial")

@@ -55,7 +55,7 @@ def gaussian_noise(video, severity, rng, *, temporal="static", constants="vidspa
     """Additive Gaussian noise; the noise field is drawn once per clip unless ``temporal="iid"``."""
     std = _ops.severity_table(constants, GAUSSIAN_NOISE_STD)[severity - 1]
     noise = _ops.from_numpy(_ops.normal_patterns(rng, temporal, tuple(video.shape)), video)
-    return _ops.to_uint8((_ops.to_float(video) + std * noise).clamp_(0, 1))
+    return _ops.to_uint8_(_ops.to_float(video) + std * noise)
 
 
 @register_corruption("speckle_noise", kind="spatial")
@@ -64,7 +64,7 @@ def speckle_noise(video, severity, rng, *, temporal="static", constants="vidspar
     std = _ops.severity_table(constants, SPECKLE_NOISE_STD)[severity - 1]
     noise = _ops.from_numpy(_ops.normal_patterns(rng, temporal, tuple(video.shape)), video)
     x = _ops.to_float(video)
-    return _ops.to_uint8((x + x * std * noise).clamp_(0, 1))
+    return _ops.to_uint8_(x + x * std * noise)
 
 
 @register_corruption("shot_noise", kind="spatial")
@@ -77,17 +77,19 @@ def shot_noise(video, severity, rng, *, temporal="static", constants="vidsparse"
     """
     photons = _ops.severity_table(constants, SHOT_NOISE_PHOTONS)[severity - 1]
     u = _ops.from_numpy(_ops.uniform_patterns(rng, temporal, tuple(video.shape)), video)
-    counts = _poisson_quantile(video, photons, u)
-    return _ops.to_uint8((counts / photons).clamp_(0, 1))
+    return _shot_noise_lookup(video, photons, u)
 
 
-def _poisson_quantile(video: torch.Tensor, photons: float, u: torch.Tensor,
-                      frames_per_chunk: int = 16) -> torch.Tensor:
-    """Smallest ``k`` with ``CDF(k; level / 255 * photons) >= u`` for every uint8 pixel.
+def _shot_noise_lookup(video: torch.Tensor, photons: float, u: torch.Tensor, bins: int = 2048,
+                       frames_per_chunk: int = 16) -> torch.Tensor:
+    """``uint8(k / photons)`` for the smallest ``k`` with ``CDF(k; level / 255 * photons) >= u``.
 
-    A uint8 pixel has only 256 possible rates, so one CDF table per level, laid end to end on
-    one axis (level ``l`` occupies ``[2l, 2l + 1]``), turns the per-pixel inverse CDF into a
-    single ``searchsorted``. Chunks of frames keep the float64 temporaries small.
+    A uint8 pixel has only 256 possible rates, and within most bins ``[j, j + 1) / bins`` of
+    ``u`` no CDF value of a level falls, so the quantile is constant there: one lookup by
+    (level, bin) gives the output byte. The pixels whose bin holds a CDF value (a few percent)
+    are searched exactly: ``searchsorted`` on the 256 CDFs laid end to end on one axis (level
+    ``l`` occupies ``[2l, 2l + 1]``). That search alone, for every pixel, was slower than the
+    per-frame reference's Poisson draws; with the lookup first this is 4-8 times faster.
     """
     max_k = int(photons + 12 * math.sqrt(photons) + 12)  # the tail beyond is below 1e-12
     k = torch.arange(max_k + 1, dtype=torch.float64)
@@ -95,14 +97,33 @@ def _poisson_quantile(video: torch.Tensor, photons: float, u: torch.Tensor,
     log_pmf = torch.xlogy(k, rates) - rates - torch.lgamma(k + 1)
     cdf = torch.exp(log_pmf).cumsum(dim=1).clamp_(max=1.0)
     cdf[:, -1] = 1.0
-    table = (cdf + 2.0 * torch.arange(256, dtype=torch.float64)[:, None]).flatten().to(video.device)
-    counts = []
+    offset = 2.0 * torch.arange(256, dtype=torch.float64)[:, None]
+    table = cdf + offset  # the searched axis
+    # The quantile is #{k : CDF(k) < u}, the CDF values rounded as on that axis (so that both
+    # paths agree). Bin j is clean when no value lies in [j, j + 1) / bins; per level, count
+    # the values below each bin's lower edge (a value q is below edges e / bins with
+    # e >= floor(q * bins) + 1).
+    first_edge_above = ((table - offset) * bins).floor_().long() + 1
+    below = torch.zeros(256, bins + 2, dtype=torch.long).scatter_add_(
+        1, first_edge_above, torch.ones_like(first_edge_above)).cumsum_(dim=1)
+    quantile_byte = _ops.to_uint8_(torch.arange(max_k + 1, dtype=torch.float32) / photons).to(torch.int16)
+    lookup = torch.where(below[:, 1:bins + 1] == below[:, :bins], quantile_byte[below[:, :bins]], -1)
+    lookup, quantile_byte = lookup.flatten().to(video.device), quantile_byte.to(video.device)
+    table = table.flatten().to(video.device)
+    u_bin = (u * bins).to(torch.int32)  # exact: bins is a power of two
+    out = []
     for start in range(0, video.shape[0], frames_per_chunk):
-        level = video[start:start + frames_per_chunk].to(torch.float64)
-        draw = u if len(u) == 1 else u[start:start + frames_per_chunk]
-        index = torch.searchsorted(table, (2.0 * level + draw).flatten()).reshape(level.shape)
-        counts.append((index - level.long() * (max_k + 1)).clamp_(0, max_k).to(torch.float32))
-    return torch.cat(counts)
+        level = video[start:start + frames_per_chunk]
+        draw, draw_bin = (u, u_bin) if len(u) == 1 else (u[start:start + frames_per_chunk],
+                                                         u_bin[start:start + frames_per_chunk])
+        byte = lookup.index_select(0, torch.add(draw_bin, level, alpha=bins).flatten())
+        dirty = (byte < 0).nonzero().squeeze(1)
+        dirty_level = level.reshape(-1).index_select(0, dirty).to(torch.float64)
+        dirty_draw = draw.reshape(-1).index_select(0, dirty % draw.numel())  # draw: 1 frame or all
+        count = torch.searchsorted(table, 2.0 * dirty_level + dirty_draw) - dirty_level.long() * (max_k + 1)
+        byte.index_copy_(0, dirty, quantile_byte[count.clamp_(0, max_k)])
+        out.append(byte.view(level.shape).to(torch.uint8))
+    return torch.cat(out)
 
 
 @register_corruption("impulse_noise", kind="spatial")
@@ -113,7 +134,7 @@ def impulse_noise(video, severity, rng, *, temporal="static", constants="vidspar
     x = _ops.to_float(video)
     pepper = (u < amount / 2).expand_as(x)
     salt = ((u >= amount / 2) & (u < amount)).expand_as(x)
-    return _ops.to_uint8(x.masked_fill_(pepper, 0.0).masked_fill_(salt, 1.0))
+    return _ops.to_uint8_(x.masked_fill_(pepper, 0.0).masked_fill_(salt, 1.0))
 
 
 @register_corruption("motion_blur", kind="spatial")
@@ -133,10 +154,11 @@ def motion_blur(video, severity, rng, *, temporal="static", constants="vidsparse
     angles = _ops.temporal_patterns(rng, temporal, t, lambda r, n: r.uniform(*MOTION_BLUR_ANGLE, size=n),
                                     blend="linear")
     x = _ops.to_float(video)
-    # Frame by frame even for one angle: the taps then stay in cache (4x faster at 320 x 240).
-    frames = [_streak(x[i:i + 1], radius * scale, sigma * scale, angle)
-              for i, angle in enumerate(np.broadcast_to(angles, (t,)))]
-    return _ops.to_uint8(torch.cat(frames).clamp_(0, 1))
+    if len(angles) == 1:  # a chunk of frames at a time: the taps then stay in cache
+        chunks = [_streak(chunk, radius * scale, sigma * scale, angles[0]) for chunk in _ops.frame_chunks(x)]
+    else:
+        chunks = [_streak(x[i:i + 1], radius * scale, sigma * scale, angle) for i, angle in enumerate(angles)]
+    return _ops.to_uint8_(torch.cat(chunks))
 
 
 def _streak(x: torch.Tensor, radius: float, sigma: float, angle: float) -> torch.Tensor:
@@ -155,20 +177,55 @@ def _streak(x: torch.Tensor, radius: float, sigma: float, angle: float) -> torch
 
 @register_corruption("defocus_blur", kind="spatial")
 def defocus_blur(video, severity, rng, *, constants="vidsparse"):
-    """Convolution with an antialiased disk (ImageNet-C); the radius scales with ``min(H, W) / 224``."""
+    """Convolution with an antialiased disk (ImageNet-C); the radius scales with ``min(H, W) / 224``.
+
+    The disk is summed row by row: a row of the disk is a horizontal run, and the sums over
+    runs of every half width come from one another, two values per step. So a pixel costs
+    about 4 additions per pixel of radius, not one per pixel of the disk's area; the small
+    antialiasing Gaussian follows, separably. The result is that of :func:`_disk_kernel`
+    (replicated edges), up to float32 rounding.
+    """
     radius, alias_sigma = _ops.severity_table(constants, DEFOCUS_RADIUS_ALIAS)[severity - 1]
-    kernel = _disk_kernel(radius * _ops.reference_scale(*video.shape[1:3]), alias_sigma)
-    return _ops.to_uint8(_ops.convolve_frames(_ops.to_float(video), kernel).clamp_(0, 1))
+    radius *= _ops.reference_scale(*video.shape[1:3])
+    disk = _disk(radius)
+    half_widths = [(int(row.sum()) - 1) // 2 for row in disk]  # -1: an empty row
+    taps = _alias_taps(radius, alias_sigma)
+    half, reach = len(disk) // 2, len(disk) // 2 + len(taps) // 2
+    chunks = []
+    for chunk in _ops.frame_chunks(_ops.to_float(video)):
+        # Padded once by the whole kernel's reach, then only valid sums: the same as padding
+        # for the full 2D kernel (padding before each stage would differ at the borders).
+        padded = _ops.replicate_pad(_ops.replicate_pad(chunk, 1, reach, reach), 2, reach, reach)
+        height, width = padded.shape[1] - 2 * half, padded.shape[2] - 2 * half
+        run = padded[:, :, half:half + width].clone()  # runs of half width 0, every row
+        summed = torch.zeros((len(chunk), height, width, chunk.shape[-1]), dtype=chunk.dtype, device=chunk.device)
+        for k in range(max(half_widths) + 1):
+            if k:
+                run.add_(padded[:, :, half - k:half - k + width]).add_(padded[:, :, half + k:half + k + width])
+            for dy in np.flatnonzero(np.asarray(half_widths) == k):
+                summed.add_(run[:, dy:dy + height])
+        summed.div_(float(disk.sum()))
+        chunks.append(_ops.filter_valid(_ops.filter_valid(summed, taps, 1), taps, 2))
+    return _ops.to_uint8_(torch.cat(chunks))
+
+
+def _disk(radius: float) -> np.ndarray:
+    """The pixels within ``radius`` of the centre of a ``2 ceil(radius) + 1`` square (boolean)."""
+    grid = np.arange(-max(1, math.ceil(radius)), max(1, math.ceil(radius)) + 1)
+    return (grid[:, None] ** 2 + grid[None, :] ** 2) <= radius**2
+
+
+def _alias_taps(radius: float, alias_sigma: float) -> list[float]:
+    # ImageNet-C softens the disk's jagged edge with a small Gaussian (3 taps, 5 past radius 8);
+    # the antialias sigma is a pixel-level quantity, so it is not rescaled.
+    return _ops.gaussian_1d(alias_sigma, 1 if radius <= 8 else 2).tolist()
 
 
 def _disk_kernel(radius: float, alias_sigma: float) -> torch.Tensor:
-    half = max(1, math.ceil(radius))
-    grid = np.arange(-half, half + 1)
-    disk = ((grid[:, None] ** 2 + grid[None, :] ** 2) <= radius**2).astype(np.float64)
+    """The 2D kernel :func:`defocus_blur` applies: the normalised disk, softened (full size)."""
+    disk = _disk(radius).astype(np.float64)
     disk /= disk.sum()
-    # ImageNet-C softens the disk's jagged edge with a small Gaussian (3 taps, 5 past radius 8);
-    # the antialias sigma is a pixel-level quantity, so it is not rescaled.
-    taps = _ops.gaussian_1d(alias_sigma, 1 if radius <= 8 else 2)
+    taps = np.asarray(_alias_taps(radius, alias_sigma))
     soft = np.apply_along_axis(np.convolve, 0, disk, taps)  # full convolution: the kernel grows
     soft = np.apply_along_axis(np.convolve, 1, soft, taps)
     return torch.from_numpy(soft / soft.sum()).to(torch.float32)
@@ -197,7 +254,7 @@ def fog(video, severity, rng, *, temporal="static", constants="vidsparse"):
     haze = _ops.resize_maps(_ops.from_numpy(maps, video), h, w)
     x = _ops.to_float(video)
     peak = x.max()
-    return _ops.to_uint8(((x + strength * haze[..., None]) * peak / (peak + strength)).clamp_(0, 1))
+    return _ops.to_uint8_((x + strength * haze[..., None]) * peak / (peak + strength))
 
 
 @register_corruption("contrast", kind="spatial")
@@ -206,7 +263,7 @@ def contrast(video, severity, rng, *, constants="vidsparse"):
     factor = _ops.severity_table(constants, CONTRAST_FACTOR)[severity - 1]
     x = _ops.to_float(video)
     mean = x.mean(dim=(1, 2), keepdim=True)
-    return _ops.to_uint8(((x - mean) * factor + mean).clamp_(0, 1))
+    return _ops.to_uint8_((x - mean) * factor + mean)
 
 
 @register_corruption("brightness", kind="spatial")
@@ -221,4 +278,4 @@ def brightness(video, severity, rng, *, constants="vidsparse"):
     value = x.amax(dim=-1, keepdim=True)
     brighter = (value + shift).clamp_(max=1.0)
     scaled = torch.where(value > 0, x * brighter / value.clamp(min=1e-12), brighter)
-    return _ops.to_uint8(scaled.clamp_(0, 1))
+    return _ops.to_uint8_(scaled)

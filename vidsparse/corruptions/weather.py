@@ -71,7 +71,8 @@ def _fields(video, rng, temporal, channels=1):
 def _streaks(layer, angles, radius, sigma):
     """Motion-blur each pattern of ``layer`` (N x H x W x 1) along its angle (ImageNet-C's kernel)."""
     angles = np.broadcast_to(angles, (len(layer),))
-    return torch.cat([_streak(layer[i:i + 1], radius, sigma, float(a)) for i, a in enumerate(angles)])
+    streaks = [_streak(layer[i:i + 1], radius, sigma, float(a)) for i, a in enumerate(angles)]
+    return torch.cat(streaks) if len(streaks) > 1 else streaks[0]
 
 
 @register_corruption("spatter", kind="spatial")
@@ -103,11 +104,11 @@ def spatter(video, severity, rng, *, temporal="static", constants="vidsparse"):
         colour = torch.tensor(WATER_RGB[:x.shape[-1]], device=x.device)
         m = layer / layer.max().clamp(min=1e-12) * strength
         m = _ops.resize_maps(m[..., 0], h, w)[..., None]
-        return _ops.to_uint8((x + m * colour).clamp_(0, 1))
+        return _ops.to_uint8_(x + m * colour)
     m = _ops.gaussian_blur((layer > threshold).to(torch.float32), strength * map_px)
     m = _ops.resize_maps(torch.where(m < 0.8, 0.0, m)[..., 0], h, w)[..., None]
     colour = torch.tensor(MUD_RGB[:x.shape[-1]], device=x.device)
-    return _ops.to_uint8((x * (1 - m) + colour * m).clamp_(0, 1))
+    return _ops.to_uint8_(x * (1 - m) + colour * m)
 
 
 @register_corruption("snow", kind="spatial")
@@ -139,7 +140,7 @@ def snow(video, severity, rng, *, temporal="static", constants="vidsparse"):
     x = _ops.to_float(video)
     grey = x if c == 1 else (x * torch.tensor([0.299, 0.587, 0.114], device=x.device)).sum(-1, keepdim=True)
     x = weight * x + (1 - weight) * torch.maximum(x, grey * 1.5 + 0.5)
-    return _ops.to_uint8((x + layer + layer.flip(1, 2)).clamp_(0, 1))
+    return _ops.to_uint8_(x + layer + layer.flip(1, 2))
 
 
 @register_corruption("frost", kind="spatial")
@@ -160,13 +161,16 @@ def frost(video, severity, rng, *, temporal="static", constants="vidsparse"):
     fields = _fields(video, rng, temporal, channels=2)
     film = _ops.gaussian_blur(fields[..., :1], 6 * px)
     film = film / film.std().clamp(min=1e-6)
-    seeds = (fields[..., 1:] > 1.75).to(torch.float32)  # P(N > 1.75) = 4 %
+    seeds = fields[..., 1:] > 1.75  # P(N > 1.75) = 4 %
     taps = 2 * round(6 * px) + 1
-    needles = torch.stack([_streaks(seeds, angle, 6 * px, 6 * px) for angle in rng.uniform(0, 180, 3)])
-    needles = _ops.gaussian_blur((needles.amax(0) * taps).clamp(0, 1), 0.5 * max(px, 1))
+    needles = None
+    for angle in rng.uniform(0, 180, 3):  # the brightest of three streaks
+        streak = _streaks(seeds, angle, 6 * px, 6 * px)
+        needles = streak if needles is None else torch.maximum(needles, streak, out=needles)
+    needles = _ops.gaussian_blur((needles * taps).clamp_(0, 1), 0.5 * max(px, 1))
     texture = (0.42 + 0.1 * film + 0.5 * needles).clamp(0, 1)
     tint = torch.tensor((0.9, 0.95, 1.0)[:video.shape[-1]] if video.shape[-1] == 3 else (0.95,), device=video.device)
-    return _ops.to_uint8((a * _ops.to_float(video) + b * texture * tint).clamp_(0, 1))
+    return _ops.to_uint8_(_ops.to_float(video).mul_(a).add_(b * texture * tint))
 
 
 @register_corruption("rain", kind="spatial")
@@ -187,7 +191,7 @@ def rain(video, severity, rng, *, temporal="static", constants="vidsparse"):
     u = _ops.from_numpy(_ops.uniform_patterns(rng, temporal, (t, h, w, 1)), video)
     angles = _ops.temporal_patterns(rng, temporal, t, lambda r, n: r.uniform(*RAIN_ANGLE, size=n), blend="linear")
     radius = length * px
-    streaks = _streaks((u < density).to(torch.float32), angles, radius, 10 * radius)
+    streaks = _streaks(u < density, angles, radius, 10 * radius)
     streaks = (streaks * (2 * round(radius) + 1)).clamp(0, 1)
     x = _ops.to_float(video)
-    return _ops.to_uint8((x * (1 - haze) + 0.8 * haze + brightness * streaks).clamp_(0, 1))
+    return _ops.to_uint8_(x * (1 - haze) + 0.8 * haze + brightness * streaks)
