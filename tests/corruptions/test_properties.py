@@ -77,3 +77,18 @@ def test_degenerate_shapes(name, shape):
     clip = np.random.default_rng(0).integers(0, 256, shape, np.uint8)
     for severity in (SEVERITIES[0], SEVERITIES[-1]):
         check(name, clip, severity, seed=1)
+
+
+def test_fog_on_a_very_thin_frame_tiles_a_capped_map():
+    # 16 x 4000 at the 224 reference is 224 x 56000: an uncapped map would be 65536 px a side.
+    from vidsparse.corruptions.spatial import FOG_MAX_MAP
+
+    clip = np.full((1, 16, 4000, 3), 100, np.uint8)
+    out = corrupt(clip, "fog", 3, seed=0)
+    assert out.shape == clip.shape and out.dtype == np.uint8 and (out != clip).any()
+    assert FOG_MAX_MAP == 1024
+
+
+def test_frost_on_one_pixel_is_not_black():
+    out = corrupt(np.full((2, 1, 1, 3), 128, np.uint8), "frost", 1, seed=0)
+    assert out.min() > 0

@@ -247,14 +247,24 @@ def fog(video, severity, rng, *, temporal="static", constants="vidsparse"):
     strength, decay = _ops.severity_table(constants, FOG_STRENGTH_DECAY, FOG_STRENGTH_DECAY_MONOTONE)[severity - 1]
     scale = _ops.reference_scale(h, w)
     ref_h, ref_w = max(1, round(h / scale)), max(1, round(w / scale))
-    size = _ops.next_power_of_two(max(ref_h, ref_w))
-    maps = _ops.temporal_patterns(
-        rng, temporal, t, lambda r, n: np.stack([_ops.plasma_fractal(r, size, decay)[:ref_h, :ref_w]
-                                                 for _ in range(n)]), blend="linear")
+    # A thin frame (1 x 40, 16 x 4000) would ask for a map of 16384+ px a side (gigabytes):
+    # the map is capped and tiled, seamlessly since the diamond-square map wraps around.
+    # Frames up to FOG_MAX_MAP / 224 = 4.6:1 get exactly the uncapped map.
+    size = min(_ops.next_power_of_two(max(ref_h, ref_w)), FOG_MAX_MAP)
+    reps = (-(-ref_h // size), -(-ref_w // size))
+
+    def draw(r, n):
+        return np.stack([np.tile(_ops.plasma_fractal(r, size, decay), reps)[:ref_h, :ref_w]
+                         for _ in range(n)])
+
+    maps = _ops.temporal_patterns(rng, temporal, t, draw, blend="linear")
     haze = _ops.resize_maps(_ops.from_numpy(maps, video), h, w)
     x = _ops.to_float(video)
     peak = x.max()
     return _ops.to_uint8_((x + strength * haze[..., None]) * peak / (peak + strength))
+
+
+FOG_MAX_MAP = 1024  # the largest fractal map drawn; longer sides tile it (see fog)
 
 
 @register_corruption("contrast", kind="spatial")

@@ -160,7 +160,9 @@ def frost(video, severity, rng, *, temporal="static", constants="vidsparse"):
     px = _ops.reference_scale(*video.shape[1:3])
     fields = _fields(video, rng, temporal, channels=2)
     film = _ops.gaussian_blur(fields[..., :1], 6 * px)
-    film = film / film.std().clamp(min=1e-6)
+    # One pixel has no spread (its std is NaN): leave the film as it is rather than black.
+    spread = film.std().clamp(min=1e-6) if film.numel() > 1 else film.new_ones(())
+    film = film / spread
     seeds = fields[..., 1:] > 1.75  # P(N > 1.75) = 4 %
     taps = 2 * round(6 * px) + 1
     needles = None
