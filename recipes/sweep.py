@@ -155,7 +155,8 @@ for name, overrides in runs(cfg):
         print(f"== {name}: trained already, skipped")
         continue
     run([*launch, "recipes/train.py", "--config", cfg["train"]["config"], *cfg["train"]["overrides"],
-         *overrides, f"output_dir={out}", f"data.root={root}", "resume=auto"], f"training {name}")
+         *overrides, f"name={name}", f"output_dir={out}", f"data.root={root}", "resume=auto"],
+        f"training {name}")
 
 # ----------------------------------------------------------------------------- corrupt
 corrupt = cfg["corrupt"]

@@ -246,3 +246,16 @@ def test_every_registered_corruption_is_ranked_and_has_a_family(name, kind):
     assert family in metrics.FAMILIES and family != "spatial (other)"
     assert (family == kind) if kind != "spatial" else family in metrics.SPATIAL_FAMILIES
     assert (metrics.frequency_band(name) == "temporal") == (kind == "temporal")
+
+
+def test_mce_leaves_out_corruptions_the_baseline_never_got_wrong():
+    from vidsparse.robustness.metrics import mce, relative_mce
+
+    dense = {"clean": 1.0, "corrupted": {"fog": {1: 0.8, 2: 0.6}, "blur": {1: 1.0, 2: 1.0}}}
+    rigl = {"clean": 1.0, "corrupted": {"fog": {1: 0.9, 2: 0.7}, "blur": {1: 0.9, 2: 1.0}}}
+    # fog: (0.1 + 0.3) / (0.2 + 0.4) = 2/3; blur has no baseline error, so no CE.
+    assert mce(rigl, dense) == pytest.approx(2 / 3)
+    assert relative_mce(rigl, dense) == pytest.approx(2 / 3)
+    assert mce(dense, dense) == pytest.approx(1.0)
+    only_blur = {"clean": 1.0, "corrupted": {"blur": {1: 1.0}}}
+    assert math.isnan(mce(rigl, only_blur))

@@ -105,7 +105,7 @@ def summarize(acc: Accuracies, baseline: Accuracies | None = None) -> dict[str, 
            "mCE": None, "relative_mCE": None, "CE": None, "relative_CE": None}
     if baseline is not None:
         ce, rce = corruption_errors(acc, baseline), relative_corruption_errors(acc, baseline)
-        out.update(mCE=_mean(ce.values()), relative_mCE=_mean(rce.values()), CE=ce, relative_CE=rce)
+        out.update(mCE=_mean_defined(ce.values()), relative_mCE=_mean_defined(rce.values()), CE=ce, relative_CE=rce)
     return out
 
 
@@ -134,8 +134,11 @@ def corruption_errors(acc: Accuracies, baseline: Accuracies) -> dict[str, float]
 
 
 def mce(acc: Accuracies, baseline: Accuracies) -> float:
-    """Mean corruption error: the mean over corruptions of :func:`corruption_errors`."""
-    return _mean(corruption_errors(acc, baseline).values())
+    """Mean corruption error: the mean over corruptions of :func:`corruption_errors`.
+
+    A corruption on which the baseline made no error has no CE (``nan``) and is left out
+    of the mean; ``nan`` only when no corruption has one."""
+    return _mean_defined(corruption_errors(acc, baseline).values())
 
 
 def relative_corruption_errors(acc: Accuracies, baseline: Accuracies) -> dict[str, float]:
@@ -161,8 +164,14 @@ def relative_corruption_errors(acc: Accuracies, baseline: Accuracies) -> dict[st
 
 
 def relative_mce(acc: Accuracies, baseline: Accuracies) -> float:
-    """Relative mCE: the mean over corruptions of :func:`relative_corruption_errors`."""
-    return _mean(relative_corruption_errors(acc, baseline).values())
+    """Relative mCE: the mean over corruptions of :func:`relative_corruption_errors`, leaving
+    out those where the baseline loses nothing (their relative CE is ``nan``)."""
+    return _mean_defined(relative_corruption_errors(acc, baseline).values())
+
+
+def _mean_defined(values) -> float:
+    defined = [v for v in values if not math.isnan(v)]
+    return _mean(defined) if defined else math.nan
 
 
 def _shared_cells(acc: Accuracies, baseline: Accuracies) -> list[tuple[str, Mapping, Mapping, list]]:

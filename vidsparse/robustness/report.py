@@ -402,7 +402,7 @@ def _definitions(base: str | None) -> list[str]:
             f"- **CE** (corruption error) of corruption *c* = Σₛ E(*s*, *c*) / Σₛ E_{base}(*s*, *c*); "
             f"**mCE** = mean of CE over corruptions (Hendrycks & Dietterich 2019, *Benchmarking "
             f"Neural Network Robustness to Common Corruptions and Perturbations*). The baseline "
-            f"is **{base}**: 100 means as many errors as {base}, lower is better.",
+            f"is **{base}**: 100 means as many errors as {base}, lower is better; a corruption {base} never gets wrong has no CE and is left out of the mean.",
             f"- **Rel. mCE**: relative CE of *c* = Σₛ (E(*s*, *c*) − E_clean) / "
             f"Σₛ (E_{base}(*s*, *c*) − E_{base},clean), averaged over corruptions: the accuracy "
             f"a corruption costs, against what it costs {base} (lower is better).",
