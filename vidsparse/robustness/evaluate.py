@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from tqdm.auto import tqdm
 from vidsparse.checkpoint import load_final
 from vidsparse.corruptions import SEVERITIES, Corruption, list_corruptions
 from vidsparse.data.datasets import build_dataset
+from vidsparse.data.index import write_atomic
 from vidsparse.data.transforms import build_transform
 from vidsparse.robustness import metrics
 
@@ -517,7 +517,7 @@ class PredictionCache:
             return
         path = self._path(model, condition)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, json.dumps({"condition": list(condition),
+        write_atomic(path, json.dumps({"condition": list(condition),
                                             "predictions": predictions.tolist()}))
 
 
@@ -534,13 +534,3 @@ def accuracy_table(predictions: dict[Condition, np.ndarray], labels: np.ndarray)
                 metrics.accuracy(preds, labels)
     return table
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
