@@ -82,6 +82,10 @@ try:
 except (FileNotFoundError, ValueError, KeyError) as exc:
     # Bad paths, unknown corruptions, mismatched checkpoints: a message, not a traceback.
     sys.exit(f"error: {exc}")
+# The collectives are over: every rank frees the process group now rather than at exit, where
+# gloo can abort the process (pytorch#190489). What follows runs on the main process alone.
+accelerator.wait_for_everyone()
+accelerator.end_training()
 if not accelerator.is_main_process:
     sys.exit(0)
 

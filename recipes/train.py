@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import json
 import math
 import os
@@ -310,4 +311,11 @@ if main:
     final = save_final(output_dir / "final", unwrapped, cfg, masks=sparsity.masks, stats=sparsity.stats())
     (final / "run.json").write_text(json.dumps({**results, "mask_digests": digests}, indent=2))
     accelerator.print(f"saved {final}")
+# Tear down in order: every rank past its last collective, then nothing left holding the gloo
+# process group (DDP's reducer does), then the group itself. A group freed only at interpreter
+# exit can abort a rank with "terminate called without an active exception" (pytorch#190489).
+accelerator.wait_for_everyone()
+accelerator.free_memory()
+del model, optimizer, train_loader, scheduler, sparsity
+gc.collect()
 accelerator.end_training()

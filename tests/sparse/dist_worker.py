@@ -80,6 +80,7 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"rank{rank}.json").write_text(json.dumps(result))
     accelerator.wait_for_everyone()
+    accelerator.end_training()  # free the gloo group now, not at interpreter exit (pytorch#190489)
 
 
 if __name__ == "__main__":
