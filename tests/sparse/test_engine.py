@@ -162,6 +162,35 @@ def test_same_seed_same_masks_other_seed_other_masks():
     assert any(not torch.equal(a[n], c[n]) for n in a)
 
 
+@pytest.mark.parametrize("method", ["rigl", "mest_g", "set"])
+def test_masks_do_not_depend_on_the_number_of_update_threads(method):
+    # On the CPU, layers are updated on a pool of torch.get_num_threads() threads. Training
+    # itself runs on one thread in both runs, so only the update's threading differs.
+    def run(update_threads):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            model = tiny_model()
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            cfg = SparsityConfig(method=method, density=0.4, distribution="uniform",
+                                 update_interval=10**6, drop_fraction=0.5, seed=0)
+            sparsity = DynamicSparsity(model, optimizer, cfg, total_steps=10**7)
+            for step in range(1, 4):
+                train_steps(model, optimizer, sparsity, 1)
+                model(torch.randn(2, 3, 4, 6, 6)).pow(2).mean().backward()
+                torch.set_num_threads(update_threads)
+                sparsity.update_masks_(step)
+                torch.set_num_threads(1)
+                optimizer.zero_grad()
+            return sparsity.masks, dict(model.named_parameters())
+        finally:
+            torch.set_num_threads(before)
+
+    (serial, w1), (pooled, w4) = run(1), run(4)
+    assert all(torch.equal(serial[n], pooled[n]) for n in serial)
+    assert all(torch.equal(w1[n], w4[n]) for n in w1)
+
+
 def test_state_dict_resume_matches_uninterrupted_run():
     def fresh():
         model = tiny_model()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
@@ -272,8 +273,9 @@ class DynamicSparsity:
         if overshoot and prune_back > self.total_steps:
             overshoot = 0.0
         self._prune_back_step = prune_back if overshoot else None
+        jobs = []
         for index, target in enumerate(self.targets):
-            active = int(target.mask.sum())
+            active = int(target.mask.count_nonzero())
             goal = counts[target.name]
             swap = int(fraction * goal)
             extra = min(int(overshoot * goal), target.param.numel() - goal)
@@ -281,16 +283,32 @@ class DynamicSparsity:
                 extra = 0  # no room above N per group: MEST's soft bound does not apply
             self._overshoot[target.name] = extra
             generator = _generator(self.config.seed, index, step, _PURPOSE_GROW)
-            self._update_layer(target, n_remove=active - goal + swap, n_grow=swap + extra,
-                               generator=generator)
+            jobs.append((target, active - goal + swap, swap + extra, generator))
+        self._run_layers(jobs)
+
+    def _run_layers(self, jobs: list) -> None:
+        """``_update_layer`` over ``(target, n_remove, n_grow, generator)`` jobs.
+
+        On the CPU the layers run on a thread pool, largest first: torch.topk over one flat
+        layer uses a single core, and it is most of an update's cost. Each layer reads and
+        writes only its own tensors and draws from its own generator, so the masks are the
+        same whatever the order or the number of threads.
+        """
+        workers = min(torch.get_num_threads(), len(jobs))
+        if workers < 2 or any(target.param.device.type != "cpu" for target, *_ in jobs):
+            for job in jobs:
+                self._update_layer(*job)
+            return
+        jobs = sorted(jobs, key=lambda job: -job[0].param.numel())
+        with ThreadPoolExecutor(workers, thread_name_prefix="vidsparse-update") as pool:
+            for future in [pool.submit(self._update_layer, *job) for job in jobs]:
+                future.result()  # re-raises a layer's exception here
 
     @torch.no_grad()
     def prune_back_(self) -> None:
         """MEST's soft memory bound: remove the weights grown above the target count."""
-        for target in self.targets:
-            extra = self._overshoot.get(target.name, 0)
-            if extra:
-                self._update_layer(target, n_remove=extra, n_grow=0, generator=None, record=False)
+        self._run_layers([(target, self._overshoot[target.name], 0, None, False)
+                          for target in self.targets if self._overshoot.get(target.name, 0)])
         self._overshoot = {}
         self._prune_back_step = None
 
@@ -309,7 +327,7 @@ class DynamicSparsity:
             removal = removal.masked_fill(~flat_mask, math.inf)
             flat_mask[torch.topk(removal, n_remove, largest=False, sorted=False).indices] = False
         grown = None
-        n_grow = min(n_grow, numel - int(flat_mask.sum()))
+        n_grow = min(n_grow, numel - int(flat_mask.count_nonzero()))
         if n_grow > 0:
             # Regrow the n_grow highest-scoring inactive weights (just-dropped ones included).
             growth = self.updater.growth_score(weight, grad, generator).reshape(-1).float()
@@ -326,8 +344,8 @@ class DynamicSparsity:
         self._zero_optimizer_state(weight, flat_mask, grown)
         self._ever_active[target.name] |= mask
         if record:
-            new = int((flat_mask & ~before).sum())
-            self._last_changed[target.name] = new / max(int(flat_mask.sum()), 1)
+            new = int((flat_mask & ~before).count_nonzero())
+            self._last_changed[target.name] = new / max(int(flat_mask.count_nonzero()), 1)
 
     def _nm_grow_indices(self, growth: torch.Tensor, flat_mask: torch.Tensor) -> torch.Tensor:
         """Flat indices that refill every group of M to exactly N active weights.
@@ -396,18 +414,18 @@ class DynamicSparsity:
         out = {}
         for t in self.targets:
             numel = t.param.numel()
-            active = int(t.mask.sum())
+            active = int(t.mask.count_nonzero())
             out[t.name] = {"shape": list(t.param.shape), "numel": numel, "active": active,
-                           "density": active / numel, "nonzero": int((t.param != 0).sum()),
+                           "density": active / numel, "nonzero": int(t.param.count_nonzero()),
                            "changed": self._last_changed[t.name],
-                           "itop": int(self._ever_active[t.name].sum()) / numel}
+                           "itop": int(self._ever_active[t.name].count_nonzero()) / numel}
         return out
 
     def density(self) -> float:
         """Global density over the prunable weights (1.0 for a dense run)."""
         if not self.targets:
             return 1.0
-        return sum(int(t.mask.sum()) for t in self.targets) / sum(t.param.numel() for t in self.targets)
+        return sum(int(t.mask.count_nonzero()) for t in self.targets) / sum(t.param.numel() for t in self.targets)
 
     def export(self) -> nn.Module:
         """A plain copy of the model with the zeros baked in; see :func:`vidsparse.sparse.export`."""
