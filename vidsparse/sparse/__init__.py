@@ -4,6 +4,7 @@
 ``SparseLinear`` are drop-in layers for people who write their own model.
 """
 
+from vidsparse.sparse.channels import ChannelGroup, find_channel_groups, shrink
 from vidsparse.sparse.distributions import DISTRIBUTIONS, layer_densities
 from vidsparse.sparse.config import SparsityConfig
 from vidsparse.sparse.engine import DynamicSparsity
@@ -13,6 +14,7 @@ from vidsparse.sparse.schedules import UpdateSchedule
 from vidsparse.sparse.updaters import UPDATERS, Updater
 
 __all__ = [
+    "ChannelGroup",
     "DISTRIBUTIONS",
     "DynamicSparsity",
     "SparseConv3d",
@@ -23,7 +25,9 @@ __all__ = [
     "Updater",
     "export",
     "export_semi_structured",
+    "find_channel_groups",
     "find_prunable",
     "layer_densities",
     "semi_structured_available",
+    "shrink",
 ]

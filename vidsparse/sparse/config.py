@@ -51,6 +51,15 @@ class SparsityConfig:
             (Conv, the packed q/k/v projection of nn.MultiheadAttention) keeps the
             unstructured pattern at the distribution's density. Needs a constant-density
             method (static, set, rigl, mest_r, mest_g); ``None`` (default) = unstructured.
+        channel_sparsity: fraction of the removable output channels (those of a
+            :class:`vidsparse.sparse.channels.ChannelGroup`: the inner channels of residual
+            blocks, the hidden units of MLPs) taken out whole by the end of training, in the
+            spirit of Chase (Yin et al. 2023). At each mask update, on the cubic schedule, every
+            group loses its channels of lowest mean weight magnitude (pruned weights counting as
+            zero); their weights leave the mask for good and the freed budget regrows in the
+            remaining channels. ``DynamicSparsity.export()`` then returns a physically narrower
+            model. Needs a method that regrows (set, rigl, mest_r/g, granet_r/g); 0 (default)
+            = off.
 
     Example:
         >>> cfg = vidsparse.SparsityConfig(method="rigl", sparsity=0.5, distribution="erk",
@@ -80,6 +89,7 @@ class SparsityConfig:
     mest_overshoot: float = 0.1
     sync: str = "broadcast"
     nm: list[int] | None = None
+    channel_sparsity: float = 0.0
 
     def __post_init__(self):
         UPDATERS.get(self.method)
@@ -121,6 +131,17 @@ class SparsityConfig:
                 raise ValueError(f"SparsityConfig.nm={nm} needs a constant-density method; "
                                  f"{self.method!r} prunes gradually")
             self.nm = nm
+        self.channel_sparsity = float(self.channel_sparsity)
+        if not 0.0 <= self.channel_sparsity < 1.0:
+            raise ValueError(f"SparsityConfig.channel_sparsity must be in [0, 1), got {self.channel_sparsity}")
+        if self.channel_sparsity:
+            updater = UPDATERS.get(self.method)
+            if not (updater.dynamic and updater.regrows):
+                raise ValueError(f"SparsityConfig.channel_sparsity needs a method that updates and "
+                                 f"regrows masks (set, rigl, mest_r, mest_g, granet_r, granet_g); "
+                                 f"got {self.method!r}")
+            if self.nm is not None:
+                raise ValueError("SparsityConfig.channel_sparsity and nm cannot be combined yet")
         self.dense_layers = list(self.dense_layers)
         self.layer_density = {str(k): float(v) for k, v in dict(self.layer_density).items()}
 

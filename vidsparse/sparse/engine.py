@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from vidsparse.sparse.channels import ChannelGroup, channel_scores, find_channel_groups, shrink
 from vidsparse.sparse.config import SparsityConfig
 from vidsparse.sparse.distributions import layer_densities
 from vidsparse.sparse.layers import FilterFn, PrunableTarget, find_prunable, random_mask, set_mask_
@@ -133,12 +134,16 @@ class DynamicSparsity:
         self._overshoot: dict[str, int] = {}  # MEST: weights grown above target, to prune back
         self._prune_back_step: int | None = None
         self.nm_layers: set[str] = set()  # names of the weights held to the N:M pattern
+        self.channel_groups: list[ChannelGroup] = []  # channel mode: what can leave whole
+        self.alive: dict[str, torch.Tensor] = {}  # producer name -> bool per channel, kept
+        self._channel_dims: dict[str, list[tuple[ChannelGroup, int]]] = {}
         if self.updater.sparse:
             self.targets = find_prunable(self.model, filter_fn)
             if not self.targets:
                 raise ValueError("DynamicSparsity found no prunable layer (Conv/Linear/attention) "
                                  "in the model" + (" that filter_fn accepts" if filter_fn else ""))
             self.nm_layers = self._find_nm_layers()
+            self._init_channel_groups()
             self.target_counts = self._counts(config.density)
             self._init_masks(self._counts(self.initial_density))
             # DDP would otherwise broadcast every buffer on every forward (DESIGN.md: masks
@@ -186,6 +191,25 @@ class DynamicSparsity:
                                  f"with dense_layers=[{t.name!r}] or leave it out with filter_fn")
             layers.add(t.name)
         return layers
+
+    def _init_channel_groups(self) -> None:
+        """Channel mode: the groups whose producer the engine masks, all channels alive."""
+        if not self.config.channel_sparsity:
+            return
+        names = {t.name for t in self.targets}
+        fixed = self._fixed_densities()
+        self.channel_groups = [g for g in find_channel_groups(self.model)
+                               if f"{g.producer}.weight" in names
+                               and fixed.get(f"{g.producer}.weight", 0.0) < 1.0]
+        if not self.channel_groups:
+            raise ValueError(f"SparsityConfig.channel_sparsity={self.config.channel_sparsity}: "
+                             f"{type(self.model).__name__} has no channel group (a sparse Conv/"
+                             "Linear whose output reaches only channel-wise layers and other "
+                             "Conv/Linear inputs); see vidsparse.sparse.channels")
+        for group in self.channel_groups:
+            self.alive[group.producer] = torch.ones(group.channels, dtype=torch.bool)
+            for weight, dim in group.weights.items():
+                self._channel_dims.setdefault(weight, []).append((group, dim))
 
     def _counts(self, density: float) -> dict[str, int]:
         """Active weights per layer at global ``density``, checked reachable."""
@@ -235,6 +259,29 @@ class DynamicSparsity:
             for value in self.optimizer.state.get(t.param, {}).values():
                 if torch.is_tensor(value) and value.shape == t.param.shape:
                     value.mul_(t.mask)
+        self._zero_removed_channels_()
+
+    @torch.no_grad()
+    def _zero_removed_channels_(self) -> None:
+        """Hold the norm scale and shift and the biases of removed channels at zero: the
+        channel then carries exact zeros, as the narrower exported model assumes."""
+        for group in self.channel_groups:
+            alive = self.alive[group.producer]
+            if bool(alive.all()):
+                continue
+            names = [group.producer, *group.depthwise]
+            params = [self.model.get_submodule(n).bias for n in names]
+            for name in group.norms:
+                norm = self.model.get_submodule(name)
+                params += [norm.weight, norm.bias]
+            for param in params:
+                if param is None:
+                    continue
+                keep = alive.to(param.device)
+                param.mul_(keep)
+                for value in self.optimizer.state.get(param, {}).values():
+                    if torch.is_tensor(value) and value.shape == param.shape:
+                        value.mul_(keep)
 
     def step(self) -> bool:
         """Re-apply masks and, at update steps, prune and regrow. Returns True if masks changed."""
@@ -267,6 +314,8 @@ class DynamicSparsity:
         counts = self.target_counts
         if self.updater.gradual:
             counts = self._counts(self.schedule.density_at(step, self.initial_density, self.config.density))
+        if self.channel_groups:
+            self._remove_channels_(step)
         overshoot = self.updater.overshoot()
         # The soft bound needs room to prune back before training ends.
         prune_back = step + max(1, self.config.update_interval // 2)
@@ -276,15 +325,61 @@ class DynamicSparsity:
         jobs = []
         for index, target in enumerate(self.targets):
             active = int(target.mask.count_nonzero())
-            goal = counts[target.name]
+            allowed = self._allowed(target)
+            room = target.param.numel() if allowed is None else int(allowed.count_nonzero())
+            goal = min(counts[target.name], room)  # removed channels leave less room
             swap = int(fraction * goal)
-            extra = min(int(overshoot * goal), target.param.numel() - goal)
+            extra = min(int(overshoot * goal), room - goal)
             if target.name in self.nm_layers:
                 extra = 0  # no room above N per group: MEST's soft bound does not apply
             self._overshoot[target.name] = extra
+            # Usually active == goal (swap out, swap in) or active > goal (gradual pruning);
+            # a layer that just lost channels has active < goal and grows back to it.
+            n_remove = max(active - goal + swap, min(swap, active))
+            n_grow = goal - active + n_remove + extra if self.updater.regrows else 0
             generator = _generator(self.config.seed, index, step, _PURPOSE_GROW)
-            jobs.append((target, active - goal + swap, swap + extra, generator))
+            jobs.append((target, n_remove, n_grow, generator, True, allowed))
         self._run_layers(jobs)
+
+    def _allowed(self, target: PrunableTarget) -> torch.Tensor | None:
+        """Where ``target`` may hold weights: everywhere (None) but the rows or columns of
+        removed channels."""
+        allowed = None
+        for group, dim in self._channel_dims.get(target.name, ()):
+            alive = self.alive[group.producer]
+            if bool(alive.all()):
+                continue
+            shape = [1] * target.param.dim()
+            shape[dim] = -1
+            keep = alive.to(target.param.device).view(shape).expand(target.param.shape)
+            allowed = keep.clone() if allowed is None else allowed & keep
+        return allowed
+
+    @torch.no_grad()
+    def _remove_channels_(self, step: int) -> None:
+        """Channel mode: bring every group to the removed share the cubic schedule sets for
+        ``step``, taking out its alive channels of lowest score first."""
+        share = 1.0 - self.schedule.density_at(step, 1.0, 1.0 - self.config.channel_sparsity)
+        removed_any = False
+        for group in self.channel_groups:
+            alive = self.alive[group.producer]
+            goal = min(round(share * group.channels), group.channels - 1)
+            n = goal - (group.channels - int(alive.count_nonzero()))
+            if n <= 0:
+                continue
+            mask = self.model.get_submodule(group.producer).weight_mask
+            scores = channel_scores(self.model, group, mask).cpu().masked_fill(~alive, math.inf)
+            # A stable sort: ties go to the lower channel index on every rank.
+            alive[torch.sort(scores, stable=True).indices[:n]] = False
+            removed_any = True
+        if not removed_any:
+            return
+        for target in self.targets:
+            allowed = self._allowed(target)
+            if allowed is not None:
+                target.mask.logical_and_(allowed)
+                target.param.mul_(target.mask)
+        self._zero_removed_channels_()
 
     def _run_layers(self, jobs: list) -> None:
         """``_update_layer`` over ``(target, n_remove, n_grow, generator)`` jobs.
@@ -313,7 +408,7 @@ class DynamicSparsity:
         self._prune_back_step = None
 
     def _update_layer(self, target: PrunableTarget, n_remove: int, n_grow: int, generator,
-                      record: bool = True) -> None:
+                      record: bool = True, allowed: torch.Tensor | None = None) -> None:
         weight, mask = target.param, target.mask
         numel = weight.numel()
         flat_mask = mask.view(-1)
@@ -327,11 +422,14 @@ class DynamicSparsity:
             removal = removal.masked_fill(~flat_mask, math.inf)
             flat_mask[torch.topk(removal, n_remove, largest=False, sorted=False).indices] = False
         grown = None
-        n_grow = min(n_grow, numel - int(flat_mask.count_nonzero()))
+        room = numel if allowed is None else int(allowed.count_nonzero())
+        n_grow = min(n_grow, room - int(flat_mask.count_nonzero()))
         if n_grow > 0:
             # Regrow the n_grow highest-scoring inactive weights (just-dropped ones included).
             growth = self.updater.growth_score(weight, grad, generator).reshape(-1).float()
             growth = growth.masked_fill(flat_mask, -math.inf)
+            if allowed is not None:
+                growth.masked_fill_(~allowed.reshape(-1), -math.inf)
             if target.name in self.nm_layers:
                 grown = self._nm_grow_indices(growth, flat_mask)
             else:
@@ -427,11 +525,23 @@ class DynamicSparsity:
             return 1.0
         return sum(int(t.mask.count_nonzero()) for t in self.targets) / sum(t.param.numel() for t in self.targets)
 
+    def channel_stats(self) -> dict[str, dict[str, int]]:
+        """Channel mode: per group (named by its producer), ``channels`` and ``alive``."""
+        return {g.producer: {"channels": g.channels, "alive": int(self.alive[g.producer].count_nonzero())}
+                for g in self.channel_groups}
+
     def export(self) -> nn.Module:
-        """A plain copy of the model with the zeros baked in; see :func:`vidsparse.sparse.export`."""
+        """A plain copy of the model with the zeros baked in; see :func:`vidsparse.sparse.export`.
+
+        In channel mode the removed channels are also cut out (:func:`vidsparse.sparse.channels.
+        shrink`): the copy is physically narrower and gives the same outputs.
+        """
         from vidsparse.sparse.export import export
 
-        return export(self.model)
+        plain = export(self.model)
+        if self.channel_groups:
+            plain = shrink(plain, self.channel_groups, self.alive)
+        return plain
 
     def state_dict(self) -> dict[str, Any]:
         """Masks, step counter and update bookkeeping.
@@ -447,6 +557,7 @@ class DynamicSparsity:
             "last_changed": dict(self._last_changed),
             "overshoot": dict(self._overshoot),
             "prune_back_step": self._prune_back_step,
+            "alive": {n: a.clone() for n, a in self.alive.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -469,6 +580,14 @@ class DynamicSparsity:
             self._last_changed[t.name] = float(state.get("last_changed", {}).get(t.name, 0.0))
         self._overshoot = {k: int(v) for k, v in state.get("overshoot", {}).items()}
         self._prune_back_step = state.get("prune_back_step")
+        alive = state.get("alive", {})
+        if set(alive) - set(self.alive):
+            raise ValueError(f"sparsity state has removed channels for {sorted(set(alive) - set(self.alive))}, "
+                             "which this engine does not treat as channel groups (is "
+                             "channel_sparsity set as in the run that saved it?)")
+        for name, vector in alive.items():
+            self.alive[name] = vector.to(torch.bool).cpu().clone()
+        self._zero_removed_channels_()
         self.step_count = int(state["step_count"])
         # Continue counting from here: the optimizer's own hook count restarts at zero.
         self._seen_optimizer_steps = self._optimizer_steps
