@@ -7,7 +7,7 @@ import torch.nn as nn
 
 import vidsparse
 from vidsparse.sparse import DynamicSparsity, SparsityConfig
-from vidsparse.sparse.channels import find_channel_groups, shrink
+from vidsparse.sparse.channels import channels_to_remove, find_channel_groups, shrink
 
 
 class Block(nn.Module):
@@ -27,6 +27,19 @@ class Block(nn.Module):
         x = x + self.conv2(torch.relu(self.bn1(self.conv1(x))))
         x = torch.flatten(self.pool(x), 1)
         return self.fc2(nn.functional.gelu(self.fc1(x)))
+
+
+@pytest.mark.parametrize("channels, share, multiple, removed", [
+    (64, 0.3, 8, 16),   # 45 kept would be exact; 48 is the multiple of 8 above it
+    (36, 0.3, 8, 4),    # 25 -> 32
+    (64, 0.5, 8, 32),
+    (16, 0.99, 8, 8),   # at least one block of 8 stays
+    (6, 0.5, 8, 3),     # narrower than a block: exact
+    (64, 0.3, 1, 19),
+    (4, 0.99, 1, 3),    # never every channel
+])
+def test_channels_to_remove_keeps_whole_blocks(channels, share, multiple, removed):
+    assert channels_to_remove(channels, share, multiple) == removed
 
 
 def test_groups_of_a_hand_built_model():
@@ -100,12 +113,12 @@ def train(model, sparsity, optimizer, steps, seed=0, size=(4, 24, 24)):
         optimizer.zero_grad()
 
 
-def channel_run(steps=12, channel_sparsity=0.5, method="rigl", density=0.5, name="r3d_tiny"):
+def channel_run(steps=12, channel_sparsity=0.5, method="rigl", density=0.5, name="r3d_tiny", **kwargs):
     torch.manual_seed(0)
     model = vidsparse.create_model(name, num_classes=3)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     cfg = SparsityConfig(method=method, density=density, distribution="uniform", update_interval=2,
-                         end_fraction=0.75, channel_sparsity=channel_sparsity, seed=1)
+                         end_fraction=0.75, channel_sparsity=channel_sparsity, seed=1, **kwargs)
     sparsity = DynamicSparsity(model, optimizer, cfg, total_steps=steps)
     return model, optimizer, sparsity
 
@@ -149,7 +162,8 @@ def test_export_is_narrower_and_gives_the_same_outputs():
 
 def test_an_x3d_trained_in_channel_mode_exports_to_the_same_outputs():
     # Depthwise convolutions and squeeze-excitation sit inside its groups.
-    model, optimizer, sparsity = channel_run(name="x3d_tiny", channel_sparsity=0.3, method="set")
+    model, optimizer, sparsity = channel_run(name="x3d_tiny", channel_sparsity=0.3, method="set",
+                                             channel_multiple=1)
     train(model, sparsity, optimizer, 12, size=(8, 56, 56))
     assert all(int((~a).sum()) == round(0.3 * a.numel()) for a in sparsity.alive.values())
     for g in sparsity.channel_groups:  # the channels carry exact zeros past every norm

@@ -60,6 +60,9 @@ class SparsityConfig:
             remaining channels. ``DynamicSparsity.export()`` then returns a physically narrower
             model. Needs a method that regrows (set, rigl, mest_r/g, granet_r/g); 0 (default)
             = off.
+        channel_multiple: channel mode leaves every group a multiple of this many channels
+            (removing fewer where needed; groups narrower than it are exempt), since
+            convolution kernels run on blocks of 8 or 16 channels. 1 = exact shares.
 
     Example:
         >>> cfg = vidsparse.SparsityConfig(method="rigl", sparsity=0.5, distribution="erk",
@@ -90,6 +93,7 @@ class SparsityConfig:
     sync: str = "broadcast"
     nm: list[int] | None = None
     channel_sparsity: float = 0.0
+    channel_multiple: int = 8
 
     def __post_init__(self):
         UPDATERS.get(self.method)
@@ -134,6 +138,9 @@ class SparsityConfig:
         self.channel_sparsity = float(self.channel_sparsity)
         if not 0.0 <= self.channel_sparsity < 1.0:
             raise ValueError(f"SparsityConfig.channel_sparsity must be in [0, 1), got {self.channel_sparsity}")
+        if isinstance(self.channel_multiple, bool) or not isinstance(self.channel_multiple, int) \
+                or self.channel_multiple < 1:
+            raise ValueError(f"SparsityConfig.channel_multiple must be an int >= 1, got {self.channel_multiple!r}")
         if self.channel_sparsity:
             updater = UPDATERS.get(self.method)
             if not (updater.dynamic and updater.regrows):

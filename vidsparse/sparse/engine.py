@@ -14,7 +14,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from vidsparse.sparse.channels import ChannelGroup, channel_scores, find_channel_groups, shrink
+from vidsparse.sparse.channels import (ChannelGroup, channel_scores, channels_to_remove,
+                                       find_channel_groups, shrink)
 from vidsparse.sparse.config import SparsityConfig
 from vidsparse.sparse.distributions import layer_densities
 from vidsparse.sparse.layers import FilterFn, PrunableTarget, find_prunable, random_mask, set_mask_
@@ -363,7 +364,7 @@ class DynamicSparsity:
         removed_any = False
         for group in self.channel_groups:
             alive = self.alive[group.producer]
-            goal = min(round(share * group.channels), group.channels - 1)
+            goal = channels_to_remove(group.channels, share, self.config.channel_multiple)
             n = goal - (group.channels - int(alive.count_nonzero()))
             if n <= 0:
                 continue
