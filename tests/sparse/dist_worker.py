@@ -40,12 +40,12 @@ def local_batch(rank: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(4, 3, 4, 6, 6, generator=generator), torch.randint(0, 5, (4,), generator=generator)
 
 
-def train(method: str, rank: int, accelerator: Accelerator | None) -> dict:
+def train(method: str, rank: int, accelerator: Accelerator | None, **options) -> dict:
     """STEPS steps of ``method``; under DDP when ``accelerator`` is given, else on the local batch only."""
     model = tiny_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     cfg = SparsityConfig(method=method, density=0.5, distribution="uniform", update_interval=2,
-                         drop_fraction=0.5, end_fraction=1.0, sync="none")
+                         drop_fraction=0.5, end_fraction=1.0, sync="none", **options)
     sparsity = DynamicSparsity(model, optimizer, cfg, total_steps=STEPS)  # before prepare
     backward = lambda loss: loss.backward()  # noqa: E731
     if accelerator is not None:
@@ -60,6 +60,7 @@ def train(method: str, rank: int, accelerator: Accelerator | None) -> dict:
             record["updates"].append({"step": sparsity.step_count, "digest": sparsity.mask_digest().tolist()})
         optimizer.zero_grad()
     record["step_count"] = sparsity.step_count
+    record["alive"] = {name: alive.tolist() for name, alive in sparsity.alive.items()}
     return record
 
 
@@ -73,6 +74,8 @@ def main(out: Path) -> None:
         "num_processes": accelerator.num_processes,
         "distributed_type": str(accelerator.distributed_type),
         "methods": {m: train(m, rank, accelerator) for m in methods},
+        # Channel mode: channels chosen from the all-reduced weights, the same on every rank.
+        "channels": train("rigl", rank, accelerator, channel_sparsity=0.5, channel_multiple=1),
         # Negative control: RigL scored from this rank's own gradient (no DDP) must differ
         # between ranks, or the data was not really different per rank.
         "local_gradient_control": train("rigl", rank, None),

@@ -73,3 +73,10 @@ def test_local_gradient_control_differs_between_ranks(ranks):
     assert rank0["initial"] == rank1["initial"]
     assert [u["step"] for u in rank0["updates"]] == [2, 4, 6, 8]
     assert all(u0["digest"] != u1["digest"] for u0, u1 in zip(rank0["updates"], rank1["updates"]))
+
+
+def test_channel_mode_removes_the_same_channels_on_every_rank(ranks):
+    rank0, rank1 = (info["channels"] for info in ranks)
+    assert rank0["alive"] == rank1["alive"]
+    assert [sum(not a for a in alive) for alive in rank0["alive"].values()] == [4]  # 50% of 8
+    assert [u["digest"] for u in rank0["updates"]] == [u["digest"] for u in rank1["updates"]]
