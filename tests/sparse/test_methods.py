@@ -48,7 +48,9 @@ def make(method, opt="sgd", steps=24, **overrides):
 
 @pytest.mark.parametrize("method", SPARSE_METHODS)
 @pytest.mark.parametrize("opt", ["sgd", "adamw"])
-def test_every_method_ends_exactly_on_target_with_zeros_and_zero_state(method, opt):
+def test_every_method_ends_exactly_on_target_with_zeros_and_fresh_state(method, opt):
+    # The state of a pruned weight is not zeroed every step (it is never read while the
+    # weight is pruned); a weight that becomes active starts from zero state.
     model, optimizer, sparsity = make(method, opt)
     params = dict(model.named_parameters())
 
@@ -58,7 +60,6 @@ def test_every_method_ends_exactly_on_target_with_zeros_and_zero_state(method, o
             assert (p.detach()[~mask] == 0).all(), (method, step, name)
             for key, state in optimizer.state[p].items():
                 if torch.is_tensor(state) and state.shape == p.shape:
-                    assert (state[~mask] == 0).all(), (method, step, name, key)  # pruned: no state
                     assert (state[mask & ~before[name]] == 0).all(), (method, step, name, key)
 
     train(model, optimizer, sparsity, 24, check)
