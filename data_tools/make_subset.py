@@ -33,6 +33,14 @@ stays usable; the other folds' lists keep the chosen videos they list. Kinetics:
 the source's proportion of that (at least one where the class has any). The subset is built in
 a temporary folder beside ``DST`` and renamed into place, so ``DST`` is either complete or
 absent.
+
+Bad videos: every chosen video is opened and its last frame decoded, as the loaders check
+them (the answers are cached in the source's ``.vidsparse_index.json``, which the loaders
+reuse); ``--no-check`` only leaves out missing and empty files. An unusable video is left out
+of the subset, replaced where ``--videos-per-class`` drew it by another of the same class and
+split, and listed under ``skipped`` in the manifest with its reason (also printed, and counted
+in the summary). A class left with no usable video, or a subset with none at all, is an error
+naming the source.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ from vidsparse.data.datasets import (UCF101_LISTS, UCF101_VIDEOS, DatasetFormatE
                                      _kinetics_video_dir, _StemFinder, kinetics_classes,
                                      kinetics_csv, kinetics_rows, ucf101_classes, ucf101_index)
 from vidsparse.data.datasets import detect_layout as _detect_layout
+from vidsparse.data.index import index_videos
 
 MANIFEST = "subset_manifest.json"
 LIST_NAME = re.compile(r"^(train|test)list(\d+)\.txt$")
@@ -73,6 +82,46 @@ class Plan(NamedTuple):
     videos: dict[str, Path]  # relative path in DST -> source video
     counts: dict[str, int]  # per split file: videos kept
     extra: dict  # more manifest entries
+
+
+class Checker:
+    """Which videos are unusable, and why, each file looked at once.
+
+    Missing and empty files are always found (a ``stat``). With ``decode`` the rest are
+    probed as the loaders probe them (:func:`vidsparse.data.index.index_videos`: the header
+    and the last frame, cached in the source's index), so the subset holds no video the
+    loader would skip.
+    """
+
+    def __init__(self, src: Path, base: Path, decode: bool = True):
+        self.src, self.base, self.decode = src, base, decode
+        self.reasons: dict[str, str] = {}  # path relative to ``base`` -> why it is unusable
+        self._seen: set[str] = set()
+
+    def bad(self, relatives) -> set[str]:
+        """The unusable ones of ``relatives`` (paths relative to ``base``)."""
+        relatives = set(relatives)
+        todo = sorted(relatives - self._seen)
+        self._seen.update(todo)
+        if self.decode and todo:
+            _, errors = index_videos(self.src, [self.base / r for r in todo])
+            self.reasons.update((r, errors[self.base / r]) for r in todo if self.base / r in errors)
+        elif todo:  # the same reasons as the index gives, for what a stat can tell
+            for relative in todo:
+                try:
+                    size = (self.base / relative).stat().st_size
+                except OSError:
+                    self.reasons[relative] = "missing: file not found"
+                    continue
+                if size == 0:
+                    self.reasons[relative] = "empty file (0 bytes)"
+        return {r for r in relatives if r in self.reasons}
+
+    def examples(self, relatives, most: int = 3) -> str:
+        """``path: reason`` of the first few unusable ones of ``relatives``, for a message."""
+        bad = sorted(r for r in relatives if r in self.reasons)
+        more = f" (and {len(bad) - most} more)" if len(bad) > most else ""
+        return "; ".join(f"{r}: {self.reasons[r]}" for r in bad[:most]) + more
 
 
 def detect_layout(src: Path) -> str:
@@ -128,19 +177,22 @@ def _share(n: int, pool: int, base: int) -> int:
 
 
 def choose_videos(per_class: dict[str, dict[str, list[str]]], videos_per_class: int | None,
-                  rng: np.random.Generator, train_count: bool = False) -> set[str] | None:
-    """Relative video paths kept (None: all), drawn per class from its ``"train"`` pool and
-    its held-out pools (the other keys).
+                  rng: np.random.Generator, checker: Checker, train_count: bool = False) -> set[str]:
+    """Relative video paths kept, drawn per class from its ``"train"`` pool and its held-out
+    pools (the other keys); every one usable according to ``checker``.
 
-    ``train_count`` False (UCF101): ``videos_per_class`` counts all of a class's videos, the
-    held-out pools taking their proportion of it. True (Kinetics): it counts train videos (up
-    to: fewer where the class has fewer) and each held-out pool adds its proportion of those.
+    ``videos_per_class`` None keeps every usable video. ``train_count`` False (UCF101):
+    ``videos_per_class`` counts all of a class's videos, the held-out pools taking their
+    proportion of it. True (Kinetics): it counts train videos (up to: fewer where the class
+    has fewer) and each held-out pool adds its proportion of those. A drawn video that is
+    unusable is replaced by another of its pool, drawn the same way, while the pool lasts.
     """
     if videos_per_class is None:
-        return None
+        everything = {v for pools in per_class.values() for pool in pools.values() for v in pool}
+        return everything - checker.bad(everything)
     if videos_per_class < 1:
         raise SubsetError(f"--videos-per-class must be positive, got {videos_per_class}")
-    keep: set[str] = set()
+    draws: list[tuple[list[str], int]] = []  # (pool, videos wanted from it)
     for name, splits in per_class.items():
         pools = {split: sorted(set(videos)) for split, videos in splits.items()}
         train = pools.pop("train")
@@ -155,13 +207,37 @@ def choose_videos(per_class: dict[str, dict[str, list[str]]], videos_per_class: 
             held = {split: _share(videos_per_class, len(pool), total)
                     for split, pool in pools.items()}
             n_train = videos_per_class - sum(held.values())
-        for pool, n in ((train, n_train), *((pools[s], n) for s, n in held.items())):
-            keep.update(rng.choice(pool, size=n, replace=False).tolist() if n else [])
-    return keep
+        draws += [(train, n_train), *((pools[s], n) for s, n in held.items())]
+    # All pools are drawn before any file is opened (one probe of the lot, and a source with
+    # no bad file gives the draw it gave before checks existed); then each pool's unusable
+    # draws are replaced, round by round.
+    taken = [rng.choice(pool, size=n, replace=False).tolist() if n else [] for pool, n in draws]
+    while True:
+        bad = checker.bad(v for videos in taken for v in videos)
+        more = False
+        for (pool, n), videos in zip(draws, taken):
+            short = n - sum(v not in bad for v in videos)
+            rest = sorted(set(pool) - set(videos))
+            if short and rest:
+                videos += rng.choice(rest, size=min(short, len(rest)), replace=False).tolist()
+                more = True
+        if not more:
+            return {v for videos in taken for v in videos} - bad
+
+
+def unusable(checker: Checker, keep: set[str], src: Path, prefix: str = "") -> dict[str, str]:
+    """The manifest's ``skipped`` (path in the subset -> reason); raises if nothing is usable."""
+    skipped = {f"{prefix}{r}": why for r, why in sorted(checker.reasons.items())}
+    if skipped and not keep:
+        first = "; ".join(f"{r}: {why}" for r, why in list(skipped.items())[:3])
+        raise SubsetError(f"none of the {len(skipped)} chosen videos under {src} is usable "
+                          f"(missing, empty or undecodable), e.g. {first}")
+    return skipped
 
 
 def plan_ucf101(src: Path, num_classes: int | None, class_list: Path | None,
-                videos_per_class: int | None, rng: np.random.Generator) -> Plan:
+                videos_per_class: int | None, rng: np.random.Generator,
+                decode: bool = True) -> Plan:
     """``ucfTrainTestlist/`` of the chosen classes and videos, ``UCF-101/`` links."""
     classes = ucf101_classes(src)
     chosen = choose_classes(classes, num_classes, class_list, rng)
@@ -179,22 +255,35 @@ def plan_ucf101(src: Path, num_classes: int | None, class_list: Path | None,
         if LIST_NAME.match(name).group(2).lstrip("0") == "1":
             for relative, label in entries:
                 fold1[classes[label]][split].append(relative)
-    keep = choose_videos(fold1, videos_per_class, rng)
+    checker = Checker(src, videos_root, decode)
+    if videos_per_class is None:  # every list's videos, those of other folds included
+        every = {r for _, entries in lists.values() for r, _ in entries}
+        keep = every - checker.bad(every)
+    else:
+        keep = choose_videos(fold1, videos_per_class, rng, checker)
+    skipped = unusable(checker, keep, src, f"{UCF101_VIDEOS}/")
+    for name in chosen:
+        own = {r for _, entries in lists.values() for r, lab in entries if classes[lab] == name}
+        if not own & keep:
+            raise SubsetError(f"class {name!r} has no usable video under {videos_root}: "
+                              f"{checker.examples(own)}")
 
     files = {f"{UCF101_LISTS}/classInd.txt": "".join(f"{i + 1} {c}\n"
                                                       for i, c in enumerate(chosen))}
     counts, videos = {}, {}
     for name, (split, entries) in lists.items():
-        kept = [(r, lab) for r, lab in entries if keep is None or r in keep]
+        kept = [(r, lab) for r, lab in entries if r in keep]
         lines = [f"{r} {new_label[lab] + 1}" if split == "train" else r for r, lab in kept]
         files[f"{UCF101_LISTS}/{name}"] = "".join(f"{x}\n" for x in lines)
         counts[name] = len(kept)
         videos.update((f"{UCF101_VIDEOS}/{r}", videos_root / r) for r, _ in kept)
-    return Plan(chosen, {c: classes.index(c) for c in chosen}, files, videos, counts, {})
+    return Plan(chosen, {c: classes.index(c) for c in chosen}, files, videos, counts,
+                {"skipped": skipped})
 
 
 def plan_kinetics(src: Path, num_classes: int | None, class_list: Path | None,
-                  videos_per_class: int | None, rng: np.random.Generator) -> Plan:
+                  videos_per_class: int | None, rng: np.random.Generator,
+                  decode: bool = True) -> Plan:
     """``annotations/<split>.csv`` of the chosen classes and videos, ``<split>/…`` links."""
     classes = kinetics_classes(src)
     chosen = choose_classes(classes, num_classes, class_list, rng, "train CSV labels")
@@ -238,13 +327,19 @@ def plan_kinetics(src: Path, num_classes: int | None, class_list: Path | None,
     empty = [c for c in chosen if not pools[c]["train"]]
     if empty:
         raise SubsetError(f"class {empty[0]!r} has no train video on disk under {src}")
-    keep = choose_videos(pools, videos_per_class, rng, train_count=True)
+    checker = Checker(src, src, decode)
+    keep = choose_videos(pools, videos_per_class, rng, checker, train_count=True)
+    skipped = unusable(checker, keep, src)
+    empty = [c for c in chosen if not set(pools[c]["train"]) & keep]
+    if empty:
+        raise SubsetError(f"class {empty[0]!r} has no usable train video under {src}: "
+                          f"{checker.examples(pools[empty[0]]['train'])}")
 
     files, counts, missing, videos = {}, {}, {}, {}
     for name, (header, entries) in splits.items():
         missing[name] = sum(relative is None for _, _, relative in entries)
         kept = [(record, relative) for record, _, relative in entries
-                if relative is not None and (keep is None or relative in keep)]
+                if relative is not None and relative in keep]
         counts[name] = len(kept)
         if kept:  # a CSV with no rows would not load
             buffer = io.StringIO()
@@ -252,7 +347,8 @@ def plan_kinetics(src: Path, num_classes: int | None, class_list: Path | None,
                 [header, *(record for record, _ in kept)])
             files[f"annotations/{name}"] = buffer.getvalue()
         videos.update((relative, src / relative) for _, relative in kept)
-    extra = {"missing": missing, **({"unlabeled": unlabeled} if unlabeled else {})}
+    extra = {"missing": missing, **({"unlabeled": unlabeled} if unlabeled else {}),
+             "skipped": skipped}
     return Plan(chosen, {c: classes.index(c) for c in chosen}, files, videos, counts, extra)
 
 
@@ -261,8 +357,17 @@ PLANNERS: dict[str, Callable[..., Plan]] = {"ucf101": plan_ucf101, "kinetics": p
 
 def make_subset(src: str | os.PathLike, dst: str | os.PathLike, num_classes: int | None = None,
                 videos_per_class: int | None = None, class_list: str | os.PathLike | None = None,
-                layout: str = "auto", seed: int = 0, copy: bool = False) -> dict:
-    """Write the subset (see the module docstring); returns the manifest."""
+                layout: str = "auto", seed: int = 0, copy: bool = False,
+                check: bool = True) -> dict:
+    """Write the subset (see the module docstring); returns the manifest.
+
+    ``check`` False skips only decoding: missing and empty videos are still left out.
+
+    Example:
+        >>> manifest = make_subset("data/UCF101", "data/ucf5", num_classes=5)
+        >>> manifest["skipped"]  # {path in the subset: why it was left out}
+        {}
+    """
     src, dst = Path(src).resolve(), Path(dst).absolute()
     if (num_classes is None) == (class_list is None):
         raise SubsetError("give exactly one of --classes and --class-list")
@@ -278,7 +383,7 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, num_classes: int
     try:
         plan = PLANNERS[layout](src, num_classes, None if class_list is None
                                 else Path(class_list), videos_per_class,
-                                np.random.default_rng(seed))
+                                np.random.default_rng(seed), check)
     except (DatasetFormatError, FileNotFoundError) as err:
         raise SubsetError(f"{layout} layout: {err}") from None
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +401,7 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, num_classes: int
             else:
                 link.symlink_to(target.resolve())
         manifest = {
-            "source": str(src), "layout": layout, "seed": seed, "copy": copy,
+            "source": str(src), "layout": layout, "seed": seed, "copy": copy, "check": check,
             "classes": plan.chosen, "source_labels": plan.source_labels,
             "videos_per_class": videos_per_class, "videos": len(plan.videos),
             "split_counts": plan.counts, **plan.extra,
@@ -332,14 +437,20 @@ def main(argv: list[str] | None = None) -> dict:
                         help="source layout (default auto)")
     parser.add_argument("--seed", type=int, default=0, help="draw seed (default 0)")
     parser.add_argument("--copy", action="store_true", help="copy videos instead of symlinking")
+    parser.add_argument("--no-check", dest="check", action="store_false",
+                        help="do not decode the chosen videos (missing and empty files are "
+                        "still left out)")
     args = parser.parse_args(argv)
     try:
         manifest = make_subset(args.src, args.dst, args.classes, args.videos_per_class,
-                               args.class_list, args.layout, args.seed, args.copy)
+                               args.class_list, args.layout, args.seed, args.copy, args.check)
     except SubsetError as err:
         parser.error(str(err))
+    for relative, why in manifest["skipped"].items():
+        print(f"skipped {relative}: {why}", file=sys.stderr)
     print(f"wrote {args.dst}: {len(manifest['classes'])} classes, {manifest['videos']} videos "
-          f"({', '.join(f'{k} {v}' for k, v in manifest['split_counts'].items())})",
+          f"({', '.join(f'{k} {v}' for k, v in manifest['split_counts'].items())}), "
+          f"{len(manifest['skipped'])} skipped (missing, empty or undecodable)",
           file=sys.stderr)
     return manifest
 

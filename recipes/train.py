@@ -125,27 +125,72 @@ checkpoint_root = output_dir / "checkpoints"
 step_dir = re.compile(r"^step_(\d+)$")
 
 
-def newest_checkpoint() -> Path | None:
-    found = [(int(m.group(1)), p) for p in checkpoint_root.glob("step_*")
-             if (m := step_dir.match(p.name)) and (p / "vidsparse_step.json").exists()]
-    return max(found)[1] if found else None
+POSITION = "vidsparse_step.json"  # written last: a step_N without it is not a checkpoint
+
+
+def checkpoint_problem(directory: Path) -> str | None:
+    """Why ``directory`` is not a complete checkpoint (None: it is).
+
+    Checkpoints written by this script list every file with its size, so a file cut short
+    or removed after the rename (a full disk, a partial copy, a manual clean-up) is caught
+    here instead of as a traceback inside ``load_state``. Older checkpoints carry no list
+    and are taken as they are.
+    """
+    try:
+        position = json.loads((directory / POSITION).read_text())
+        int(position["step"])
+    except FileNotFoundError:
+        return f"no {POSITION}"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"unreadable {POSITION} ({exc})"
+    for name, size in position.get("files", {}).items():
+        try:
+            found = (directory / name).stat().st_size
+        except OSError:
+            return f"{name} is missing"
+        if found != size:
+            return f"{name} has {found} bytes, {size} were written"
+    return None
+
+
+def newest_checkpoint(report: bool = False) -> Path | None:
+    """The newest complete ``checkpoints/step_N``; ``report`` says which newer ones are not."""
+    found = sorted(((int(m.group(1)), p) for p in checkpoint_root.glob("step_*")
+                    if (m := step_dir.match(p.name)) and p.is_dir()), reverse=True)
+    for _, path in found:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        if report:
+            accelerator.print(f"resume=auto: skipping {path}: incomplete checkpoint ({problem})")
+    return None
 
 
 def save_checkpoint(step: int) -> None:
     """Write ``checkpoints/step_N`` through a temporary name so a kill never leaves half of one."""
     final = checkpoint_root / f"step_{step}"
     tmp = checkpoint_root / f".tmp_step_{step}"
+    old = checkpoint_root / f".old_step_{step}"
     if main and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if main:
-        (tmp / "vidsparse_step.json").write_text(json.dumps(
-            {"step": step, "mask_update_steps": mask_update_steps}))
+        files = {p.relative_to(tmp).as_posix(): p.stat().st_size
+                 for p in sorted(tmp.rglob("*")) if p.is_file()}
+        (tmp / POSITION).write_text(json.dumps(
+            {"step": step, "mask_update_steps": mask_update_steps, "files": files}))
+        # A step_N already there (a resume from an older checkpoint) is moved aside, not
+        # deleted in place: a kill mid-delete would leave a step_N with its POSITION and
+        # without some of its files.
         if final.exists():
-            shutil.rmtree(final)
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(final, old)
         os.replace(tmp, final)
+        if old.exists():
+            shutil.rmtree(old)
     accelerator.wait_for_everyone()
 
 
@@ -153,14 +198,23 @@ start_step = 0
 mask_update_steps: list[int] = []  # optimizer steps (1-based) at which the masks changed
 resume = cfg["resume"]
 if resume != "none":
-    source = newest_checkpoint() if resume == "auto" else Path(resume)
+    if resume == "auto":
+        # What a kill left behind in the middle of save_checkpoint: never a checkpoint.
+        for leftover in sorted([*checkpoint_root.glob(".tmp_step_*"), *checkpoint_root.glob(".old_step_*")]):
+            accelerator.print(f"resume=auto: removing {leftover} (left by an interrupted "
+                              "checkpoint write)")
+            if main:
+                shutil.rmtree(leftover, ignore_errors=True)
+        accelerator.wait_for_everyone()  # no rank globs checkpoints while they go
+    source = newest_checkpoint(report=True) if resume == "auto" else Path(resume)
+    problem = source and checkpoint_problem(source)
     if source is None:
-        accelerator.print("resume=auto: no checkpoint yet, starting from scratch")
-    elif not (source / "vidsparse_step.json").exists():
-        sys.exit(f"error: resume={resume}: {source} is not a complete checkpoint")
+        accelerator.print("resume=auto: no complete checkpoint yet, starting from scratch")
+    elif problem:
+        sys.exit(f"error: resume={resume}: {source} is not a complete checkpoint ({problem})")
     else:
         accelerator.load_state(str(source))
-        position = json.loads((source / "vidsparse_step.json").read_text())
+        position = json.loads((source / POSITION).read_text())
         start_step, mask_update_steps = position["step"], position.get("mask_update_steps", [])
         accelerator.print(f"resumed from {source} at step {start_step}")
 
@@ -284,6 +338,7 @@ results = {"steps": step, "world_size": accelerator.num_processes,
            "mixed_precision": accelerator.mixed_precision, "skipped_batches": skipped_batches,
            "skipped_videos": {"train": len(train_set.skipped)},
            "all_zero_layers": all_zero_layers,
+           "channels": sparsity.channel_stats(),  # channel mode: alive channels per group
            "engine_steps": sparsity.step_count, "mask_update_steps": mask_update_steps}
 if cfg["eval_at_end"]:
     test_set = build_dataset(cfg["data"], cfg["data"]["test_split"], build_transform(cfg["data"], train=False))

@@ -190,3 +190,32 @@ def path_of(root: Path, split: str, f: FuzzFile) -> Path:
 def non_utf8_names_supported() -> bool:
     """Whether this platform's file systems take arbitrary bytes in names (POSIX, not macOS)."""
     return os.name == "posix" and sys.platform != "darwin"
+
+
+def as_ucf101(root: Path, split: str, files: list[FuzzFile], dst: Path) -> dict[str, FuzzFile]:
+    """Copy ``files`` of the corpus at ``root/<split>`` into a UCF101 layout at ``dst``.
+
+    Classes are the corpus's class folders that hold any of ``files``; every other file goes
+    to ``testlist01.txt``, the rest to ``trainlist01.txt``. A list line is
+    ``<Class>/<video> [label]``, so names with spaces or bytes that are not UTF-8 can not be
+    listed: pass files without them. Returns ``{path relative to dst: file}``.
+    """
+    classes = [c for c in CLASSES if any(f.cls == c for f in files)]
+    lists = {"trainlist01.txt": [], "testlist01.txt": []}
+    placed = {}
+    for i, f in enumerate(files):
+        if " " in f.name or f.name != f.name.encode("utf-8", "replace").decode("utf-8"):
+            raise ValueError(f"{f.name!r} can not be named in a UCF101 list")
+        target = Path(dst) / "UCF-101" / f.cls / f.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path_of(root, split, f), target)
+        label = classes.index(f.cls) + 1
+        lists["testlist01.txt" if i % 2 else "trainlist01.txt"].append(
+            f"{f.cls}/{f.name}" if i % 2 else f"{f.cls}/{f.name} {label}")
+        placed[f"UCF-101/{f.cls}/{f.name}"] = f
+    (Path(dst) / "ucfTrainTestlist").mkdir(parents=True, exist_ok=True)
+    (Path(dst) / "ucfTrainTestlist" / "classInd.txt").write_text(
+        "".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
+    for name, lines in lists.items():
+        (Path(dst) / "ucfTrainTestlist" / name).write_text("".join(f"{x}\n" for x in lines))
+    return placed

@@ -88,3 +88,21 @@ def test_base_chain_overrides_section_by_section_and_reports_loops(tmp_path):
     (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
     with pytest.raises(ConfigError, match=r"missing.yaml does not exist \(the base of"):
         load_config(tmp_path / "c.yaml")
+
+
+def test_the_channel_mode_config_trains_and_records_removed_channels(synthetic_ucf101, tmp_path):
+    out = tmp_path / "x3d_tiny_channel"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "recipes/train.py", "--config", "recipes/configs/x3d_tiny_channel.yaml",
+         f"output_dir={out}", f"data.root={synthetic_ucf101}", "max_steps=5", "batch_size=2",
+         "sparsity.update_interval=2", "sparsity.end_fraction=1.0", "eval_at_end=false"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    channels = json.loads((out / "final" / "run.json").read_text())["channels"]
+    # Updates at steps 2 and 4 of 5: the last one reaches the full 50% (cubic schedule),
+    # each group keeping a multiple of 8 channels where it has at least 8.
+    assert channels["blocks.0.conv.conv_t"] == {"channels": 16, "alive": 8}
+    assert channels["blocks.1.res_blocks.0.branch2.conv_a"] == {"channels": 36, "alive": 24}  # 18 -> 24
+    assert channels["blocks.4.res_blocks.0.branch2.conv_a"] == {"channels": 216, "alive": 112}
+    assert all(c["alive"] < c["channels"] for c in channels.values())

@@ -1,10 +1,11 @@
-"""The loaders and corrupt_dataset on a fuzz corpus (tests/fuzz.py): no crash, every bad file
+"""The loaders, corrupt_dataset and make_subset on a fuzz corpus (tests/fuzz.py): no crash, every bad file
 skipped with its reason and counted, every odd-but-valid file read with the right shape."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import fuzz
 from vidsparse.corruptions import Corruption
 from vidsparse.corruptions.generate import corrupt_dataset
 from vidsparse.data.clips import test_clip_indices
-from vidsparse.data.datasets import DatasetFormatError, VideoFolder
+from vidsparse.data.datasets import UCF101, DatasetFormatError, VideoFolder
 from vidsparse.data.decode import read_video
 from vidsparse.data.transforms import VideoTransform
 
@@ -228,3 +229,45 @@ def test_on_the_fly_corruption_takes_a_non_utf8_name(corpus, tmp_path):
     ds = VideoFolder(_non_utf8_source(corpus, tmp_path), split="test", frames_per_clip=2)
     clip, _ = ds.with_corruption(Corruption("brightness", 1))[0]
     assert clip.shape == (2, H, W, 3)
+
+
+def _make_subset_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_subset", ROOT / "data_tools" / "make_subset.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_subset_skips_every_unusable_file_with_its_reason(corpus, tmp_path):
+    root, files = corpus
+    tool = _make_subset_tool()
+    listable = [f for f in files if f.key not in ("spaces", "non_utf8")]
+    placed = fuzz.as_ucf101(root, "test", listable, tmp_path / "src")
+    manifest = tool.make_subset(tmp_path / "src", tmp_path / "sub", num_classes=3)
+    key_of = {relative: f.key for relative, f in placed.items()}
+    assert {key_of[r] for r in manifest["skipped"]} == set(UNUSABLE)
+    for relative, reason in manifest["skipped"].items():
+        assert UNUSABLE[key_of[relative]] in reason, (relative, reason)
+    usable = {f.key for f in listable} - set(UNUSABLE)
+    assert manifest["videos"] == len(usable) == len(listable) - len(UNUSABLE)
+    # The subset loads with nothing left to skip, every usable file in it.
+    loaded = set()
+    for split in ("train", "test"):
+        ds = UCF101(tmp_path / "sub", split=split, frames_per_clip=FRAMES_PER_CLIP,
+                    sampling_rate=SAMPLING_RATE)
+        assert ds.skipped == []
+        loaded |= {key_of[p.relative_to(tmp_path / "sub").as_posix()] for p, _ in ds.samples}
+    assert loaded == usable
+
+
+def test_make_subset_of_only_unusable_files_is_a_clear_error(corpus, tmp_path):
+    root, files = corpus
+    tool = _make_subset_tool()
+    fuzz.as_ucf101(root, "test", [f for f in files if f.key in UNUSABLE], tmp_path / "src")
+    with pytest.raises(tool.SubsetError, match=re.escape(
+            f"none of the {len(UNUSABLE)} chosen videos under {tmp_path / 'src'} is usable")):
+        tool.make_subset(tmp_path / "src", tmp_path / "sub", num_classes=1)
+    assert not (tmp_path / "sub").exists()

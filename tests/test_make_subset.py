@@ -220,3 +220,143 @@ def test_kinetics_flat_odd_labels_and_missing_videos(synthetic_kinetics, tmp_pat
         assert all(row in _csv(src / f"{split}.csv") for row in rows)
         for path, _ in ds.samples:
             assert path.parent == dst / split and path.resolve() == src / split / path.name
+
+
+# --------------------------------------------------------------------------- bad videos
+
+
+def _damaged_ucf101(src: Path, dst: Path) -> dict[str, str]:
+    """A copy of ``src`` with three of MoveDown's four train videos broken; returns each broken
+    one's path in the subset with the start of the reason it is skipped for."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".vidsparse_index*"))
+    videos = dst / "UCF-101" / "MoveDown"
+    (videos / "v_MoveDown_g03_c01.avi").write_bytes(b"")
+    with open(videos / "v_MoveDown_g04_c01.avi", "r+b") as handle:
+        handle.truncate(200)
+    (videos / "v_MoveDown_g05_c01.avi").write_bytes(bytes(range(256)) * 20)
+    return {"UCF-101/MoveDown/v_MoveDown_g03_c01.avi": "empty file (0 bytes)",
+            "UCF-101/MoveDown/v_MoveDown_g04_c01.avi": "undecodable: ",
+            "UCF-101/MoveDown/v_MoveDown_g05_c01.avi": "undecodable: "}
+
+
+def test_bad_videos_are_skipped_with_their_reason_and_the_rest_loads(synthetic_ucf101, tmp_path):
+    src = tmp_path / "src"
+    broken = _damaged_ucf101(synthetic_ucf101, src)
+    manifest = _subset(src, tmp_path / "all", "--classes", 3)
+    assert manifest["skipped"].keys() == broken.keys()
+    for relative, reason in broken.items():
+        assert manifest["skipped"][relative].startswith(reason), manifest["skipped"][relative]
+    # 18 videos, 3 left out, all of them train videos of MoveDown.
+    assert manifest["videos"] == 15
+    assert manifest["split_counts"] == {"testlist01.txt": 6, "trainlist01.txt": 9}
+    train = UCF101(tmp_path / "all", split="train")
+    assert not train.skipped and len(train) == 9
+    assert [path.name for path, label in train.samples if label == 0] == ["v_MoveDown_g06_c01.avi"]
+    assert json.loads((tmp_path / "all" / "subset_manifest.json").read_text()) == manifest
+
+
+def test_the_summary_counts_and_names_the_skipped_videos(synthetic_ucf101, tmp_path, capsys):
+    src = tmp_path / "src"
+    broken = _damaged_ucf101(synthetic_ucf101, src)
+    _subset(src, tmp_path / "sub", "--class-list", _names(tmp_path, "MoveDown"))
+    err = capsys.readouterr().err
+    assert "wrote" in err and "3 skipped (missing, empty or undecodable)" in err
+    for relative, reason in broken.items():
+        assert f"skipped {relative}: {reason}" in err, err
+
+
+def _names(tmp_path: Path, *classes: str) -> Path:
+    path = tmp_path / "classes.txt"
+    path.write_text("".join(f"{c}\n" for c in classes))
+    return path
+
+
+def test_a_drawn_bad_video_is_replaced_by_a_good_one(synthetic_ucf101, tmp_path):
+    src = tmp_path / "src"
+    broken = _damaged_ucf101(synthetic_ucf101, src)
+    skipped_somewhere = set()
+    for seed in range(4):
+        # 2 videos: round(2 * 2 / 6) = 1 test and 1 train; the one usable train video is g06.
+        manifest = _subset(src, tmp_path / f"s{seed}", "--class-list",
+                           _names(tmp_path, "MoveDown"), "--videos-per-class", 2, "--seed", seed)
+        assert manifest["split_counts"] == {"testlist01.txt": 1, "trainlist01.txt": 1}
+        assert (tmp_path / f"s{seed}" / "ucfTrainTestlist" / "trainlist01.txt").read_text() \
+            == "MoveDown/v_MoveDown_g06_c01.avi 1\n"
+        # Only the broken videos the draw hit were opened, and each is reported.
+        assert manifest["skipped"].keys() <= broken.keys()
+        for relative, reason in manifest["skipped"].items():
+            assert reason.startswith(broken[relative])
+        skipped_somewhere |= manifest["skipped"].keys()
+    assert skipped_somewhere, "no seed drew a broken video: the replacement was not exercised"
+
+
+def test_no_check_leaves_out_only_missing_and_empty_videos(synthetic_ucf101, tmp_path):
+    src = tmp_path / "src"
+    _damaged_ucf101(synthetic_ucf101, src)
+    manifest = _subset(src, tmp_path / "sub", "--class-list", _names(tmp_path, "MoveDown"),
+                       "--no-check")
+    assert manifest["check"] is False
+    assert manifest["skipped"] == {"UCF-101/MoveDown/v_MoveDown_g03_c01.avi": "empty file (0 bytes)"}
+    assert manifest["videos"] == 5
+    assert not (src / ".vidsparse_index.json").exists()  # nothing was decoded
+
+
+@pytest.mark.parametrize("which, message", [
+    ("all", "none of the 18 chosen videos under SRC is usable (missing, empty or undecodable), "
+            "e.g. UCF-101/MoveDown/v_MoveDown_g01_c01.avi: empty file (0 bytes)"),
+    ("MoveLeft", "class 'MoveLeft' has no usable video under SRC/UCF-101: "
+                 "MoveLeft/v_MoveLeft_g01_c01.avi: empty file (0 bytes)"),
+])
+def test_a_source_or_class_with_no_usable_video_is_a_clear_error(synthetic_ucf101, tmp_path, capsys,
+                                                                  which, message):
+    src = tmp_path / "src"
+    shutil.copytree(synthetic_ucf101, src, ignore=shutil.ignore_patterns(".vidsparse_index*"))
+    for video in (src / "UCF-101").glob("*/*.avi"):
+        if which in ("all", video.parent.name):
+            video.write_bytes(b"")
+    with pytest.raises(SystemExit):
+        _subset(src, tmp_path / "sub", "--classes", 3)
+    assert message.replace("SRC", str(src.resolve())) in capsys.readouterr().err
+    assert not (tmp_path / "sub").exists() and not list(tmp_path.glob(".sub.partial-*"))
+
+
+def test_a_video_a_ucf101_list_names_but_the_disk_lacks_is_an_error(synthetic_ucf101, tmp_path,
+                                                                     capsys):
+    # As for the UCF101 loader: the lists are the dataset, and UCF101 ships complete.
+    src = tmp_path / "src"
+    shutil.copytree(synthetic_ucf101, src, ignore=shutil.ignore_patterns(".vidsparse_index*"))
+    (src / "UCF-101" / "MoveLeft" / "v_MoveLeft_g04_c01.avi").unlink()
+    with pytest.raises(SystemExit):
+        _subset(src, tmp_path / "sub", "--classes", 3)
+    err = capsys.readouterr().err
+    assert "trainlist01.txt:" in err and "MoveLeft/v_MoveLeft_g04_c01.avi not found" in err
+    assert not (tmp_path / "sub").exists()
+
+
+def test_kinetics_bad_videos_are_skipped_and_missing_ones_counted(synthetic_kinetics, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(synthetic_kinetics, src, ignore=shutil.ignore_patterns(".vidsparse_index*"))
+    down = sorted((src / "train" / "move down").glob("*.mp4"))
+    assert len(down) == 3
+    down[0].write_bytes(b"")
+    down[1].write_bytes(b"This is a text file, not a video.\n" * 20)
+    down[2].unlink()
+    left = sorted((src / "train" / "move left").glob("*.mp4"))
+    with open(left[0], "r+b") as handle:
+        handle.truncate(100)
+    # "move down" has no usable train video left: a clear error naming each reason.
+    with pytest.raises(tool.SubsetError, match=r"class 'move down' has no usable train video") \
+            as error:
+        tool.make_subset(src, tmp_path / "none", num_classes=3)
+    assert f"{down[0].relative_to(src).as_posix()}: empty file (0 bytes)" in str(error.value)
+    assert f"{down[1].relative_to(src).as_posix()}: undecodable: " in str(error.value)
+    assert not (tmp_path / "none").exists()
+    manifest = tool.make_subset(src, tmp_path / "sub",
+                                class_list=_names(tmp_path, "move left", "move right"))
+    relative = left[0].relative_to(src).as_posix()
+    assert list(manifest["skipped"]) == [relative]
+    assert manifest["skipped"][relative].startswith("undecodable: ")
+    assert manifest["missing"] == {"train.csv": 0, "validate.csv": 0}
+    assert manifest["split_counts"] == {"train.csv": 5, "validate.csv": 2}
+    train = Kinetics(tmp_path / "sub", split="train")
+    assert len(train) == 5 and not train.skipped
