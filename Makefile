@@ -39,11 +39,10 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
+# Runs the CPU benchmarks (under 10 minutes on 2 cores) and writes benchmarks/results.md; the
+# GPU measurements are benchmarks/gpu_check.sh, on a machine with a CUDA GPU.
 bench: $(BENCH_STAMP)
-	$(PY) benchmarks/bench_engine.py
-	$(PY) benchmarks/bench_decode.py
-	$(PY) benchmarks/bench_corruptions.py --threads 1
-	$(PY) benchmarks/bench_nm.py
+	$(PY) benchmarks/run_all.py --out benchmarks/results.md
 
 clean-demo:
 	rm -rf $(DEMO)

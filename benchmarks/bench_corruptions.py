@@ -30,6 +30,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import statistics
 import sys
 import time
@@ -57,11 +58,12 @@ parser.add_argument("--device", default="cpu", help="where our clips live: cpu o
 parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
 parser.add_argument("--corruptions", default="", help="comma-separated subset (default: all spatial)")
 parser.add_argument("--quick", action="store_true", help="smoke run: 112 only, 4 frames, 1 round, no file")
-parser.add_argument("--out", default=None, help=f"markdown file to write (default {DEFAULT_OUT.name})")
+parser.add_argument("--out", default=None, help=f"markdown file to write (default {DEFAULT_OUT.name}; '' for none)")
 args = parser.parse_args()
 if args.quick:
     args.sizes, args.frames, args.rounds, args.glass_frames = "112", 4, 1, 1
-out_path = Path(args.out) if args.out else (None if args.quick else DEFAULT_OUT)
+# --out "" prints the table and writes no file (benchmarks/run_all.py collects it from stdout).
+out_path = Path(args.out) if args.out else (None if args.quick or args.out == "" else DEFAULT_OUT)
 if args.threads:
     torch.set_num_threads(args.threads)
 device = torch.device(args.device)
@@ -175,7 +177,7 @@ machine = (f"Machine: {where}; reference on CPU ({cpu_model()}, OpenCV {cv2.getN
            f"{args.glass_frames} frame(s), best of {args.rounds} interleaved round(s); "
            f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
            f"{datetime.date.today().isoformat()}.")
-command = "python benchmarks/bench_corruptions.py" + "".join(f" {a}" for a in sys.argv[1:])
+command = shlex.join(["python", "benchmarks/bench_corruptions.py", *sys.argv[1:]])  # quotes an empty --out
 if load_before > 0.5 * (os.cpu_count() or 1) and device.type == "cpu":
     # Each torch op waits for all its threads; a thread descheduled by another job stalls it.
     machine += (f"\n\n**Busy machine**: other jobs kept over half of its {os.cpu_count()} cores busy "

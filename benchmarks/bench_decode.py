@@ -5,8 +5,8 @@
 Loads every training clip of a UCF101-layout dataset (default: a synthetic one generated in
 a temporary folder) through ``vidsparse.data.UCF101`` with the evaluation transform, for each
 backend (pyav, decord) and worker count, and prints clips per second and the ratio to
-pyav with 0 workers in the same run. The first pass over the data is discarded (warm-up:
-file cache, worker start).
+pyav with 0 workers in the same run, as a markdown table. The first pass over the data is
+discarded (warm-up: file cache, worker start).
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ def main() -> None:
                 rows.append((backend, w, clips_per_second(root, backend, w, args.epochs, args)))
     # The reference is pyav with 0 workers, or the first row where that was not run.
     base = next((rate for b, w, rate in rows if (b, w) == ("pyav", 0)), rows[0][2])
-    print(f"{'decoder':<8} {'workers':>7} {'clips/s':>8} {'vs pyav/0':>9}")
+    print("\n| decoder | workers | clips/s | vs pyav/0 |\n|---|---:|---:|---:|")
     for backend, w, rate in rows:
-        print(f"{backend:<8} {w:>7} {rate:>8.1f} {rate / base:>8.2f}x")
+        print(f"| {backend} | {w} | {rate:.1f} | {rate / base:.2f}x |")
 
 
 if __name__ == "__main__":

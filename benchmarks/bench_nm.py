@@ -7,8 +7,9 @@ exits 0. Prints, for the Linear shapes of TimeSformer-Base (ViT-B: 768 -> 3072 -
 768 x 768 temporal projection), the forward time of a dense ``nn.Linear`` and of the same layer
 with a 2:4 weight from ``torch.sparse.to_sparse_semi_structured``, and their ratio; then the
 same for a whole model trained with ``SparsityConfig(nm=[2, 4])`` and exported with
-``export_semi_structured``, with the largest output difference. Ratios matter, not seconds:
-both sides run here, interleaved. The default 12552 tokens = 8 clips x (1 + 8 frames x 196).
+``export_semi_structured``, with the largest output difference, as a markdown table. Ratios
+matter, not seconds: both sides run here, interleaved. The default 12552 tokens = 8 clips x
+(1 + 8 frames x 196).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def two_four(weight: torch.Tensor) -> torch.Tensor:
 
 print(f"{torch.cuda.get_device_name()}, {args.dtype}, backend "
       f"{'CUTLASS' if torch.sparse.SparseSemiStructuredTensor._FORCE_CUTLASS else 'cuSPARSELt'}")
-print(f"{'layer':>24} {'dense ms':>9} {'2:4 ms':>9} {'2:4/dense':>10} {'max |diff|':>11}")
+print("\n| layer | dense ms | 2:4 ms | 2:4/dense | max abs diff |\n|---|---:|---:|---:|---:|")
 for in_features, out_features in SHAPES:
     torch.manual_seed(0)
     dense = nn.Linear(in_features, out_features).to(device, dtype)
@@ -84,8 +85,8 @@ for in_features, out_features in SHAPES:
     t_dense, t_sparse = time_ms(dense, x), time_ms(sparse, x)
     with torch.no_grad():
         diff = (dense(x) - sparse(x)).abs().max().item()
-    print(f"{f'Linear({in_features}, {out_features})':>24} {t_dense:9.3f} {t_sparse:9.3f} "
-          f"{t_sparse / t_dense:10.3f} {diff:11.3g}")
+    print(f"| Linear({in_features}, {out_features}) | {t_dense:.3f} | {t_sparse:.3f} "
+          f"| {t_sparse / t_dense:.3f} | {diff:.3g} |")
 
 if args.model:
     torch.manual_seed(0)
@@ -99,5 +100,5 @@ if args.model:
     t_dense, t_sparse = time_ms(model, x), time_ms(fast, x)
     with torch.no_grad():
         diff = (model(x) - fast(x)).abs().max().item()
-    print(f"{args.model + f' ({len(converted)} Linear 2:4)':>24} {t_dense:9.3f} {t_sparse:9.3f} "
-          f"{t_sparse / t_dense:10.3f} {diff:11.3g}")
+    print(f"| {args.model} ({len(converted)} Linear 2:4, {args.batch}×3×{frames}×{size}×{size}) "
+          f"| {t_dense:.3f} | {t_sparse:.3f} | {t_sparse / t_dense:.3f} | {diff:.3g} |")

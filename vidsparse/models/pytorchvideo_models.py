@@ -11,17 +11,26 @@ import warnings
 
 import torch.nn as nn
 
-with warnings.catch_warnings():
-    # pytorchvideo 0.1.5 decorates helpers with torch.jit.script, which torch 2.x deprecates;
-    # the warning concerns pytorchvideo's code, not ours, and would fire on `import vidsparse`.
-    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
-                            category=FutureWarning)
-    from pytorchvideo.models import hub
-    from pytorchvideo.models.csn import create_csn
-    from pytorchvideo.models.resnet import create_resnet
-    from pytorchvideo.models.x3d import create_x3d
-
 from vidsparse.models.registry import register_model
+
+
+def _pytorchvideo():
+    """pytorchvideo's model builders, imported on first use.
+
+    Imported here rather than at module level so that ``import vidsparse`` (and every model
+    that is not from pytorchvideo) works where pytorchvideo is not installed, e.g. a GPU
+    machine with only torch; building one of these models there raises ImportError.
+    """
+    with warnings.catch_warnings():
+        # pytorchvideo 0.1.5 decorates helpers with torch.jit.script, which torch 2.x
+        # deprecates; the warning concerns pytorchvideo's code, not ours.
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
+                                category=FutureWarning)
+        import pytorchvideo.models.csn
+        import pytorchvideo.models.hub
+        import pytorchvideo.models.resnet
+        import pytorchvideo.models.x3d
+    return pytorchvideo.models
 
 
 def _head_pool(frames: int, size: int, temporal_stride: int) -> tuple[int, int, int]:
@@ -39,21 +48,22 @@ def _x3d(num_classes: int, frames: int, size: int, **kwargs) -> nn.Module:
     # nn.SiLU is pytorchvideo's Swish (x * sigmoid(x), no parameters, so checkpoints load)
     # without its custom backward, which uses the deprecated ctx.saved_variables.
     kwargs.setdefault("inner_act", nn.SiLU)
-    return create_x3d(input_clip_length=frames, input_crop_size=size, model_num_class=num_classes,
-                      **kwargs)
+    return _pytorchvideo().x3d.create_x3d(input_clip_length=frames, input_crop_size=size,
+                                          model_num_class=num_classes, **kwargs)
 
 
 def _slow(num_classes: int, frames: int, size: int, **kwargs) -> nn.Module:
     # hub.slow_r50's configuration; the hub builder itself fixes the head pool at (8, 7, 7).
-    return create_resnet(model_depth=50, stem_conv_kernel_size=(1, 7, 7),
-                         head_pool_kernel_size=_head_pool(frames, size, 1),
-                         model_num_class=num_classes, **kwargs)
+    return _pytorchvideo().resnet.create_resnet(model_depth=50, stem_conv_kernel_size=(1, 7, 7),
+                                                head_pool_kernel_size=_head_pool(frames, size, 1),
+                                                model_num_class=num_classes, **kwargs)
 
 
 def _i3d(num_classes: int, frames: int, size: int, **kwargs) -> nn.Module:
     # I3D pools time 2x after stage 1.
-    return hub.i3d_r50(pretrained=False, head_pool_kernel_size=_head_pool(frames, size, 2),
-                       model_num_class=num_classes, **kwargs)
+    return _pytorchvideo().hub.i3d_r50(pretrained=False,
+                                       head_pool_kernel_size=_head_pool(frames, size, 2),
+                                       model_num_class=num_classes, **kwargs)
 
 
 @register_model("x3d_xs", family="3d-cnn", input_size=(4, 160, 160), head=["blocks.5.proj"],
@@ -116,6 +126,6 @@ def i3d_tiny(num_classes: int = 400, frames: int = 8, size: int = 56, stem_dim_o
 def csn_r101(num_classes: int = 400, frames: int = 32, size: int = 224, **kwargs) -> nn.Module:
     # hub.csn_r101's configuration (the hub builder fixes the head pool at (4, 7, 7));
     # time is downsampled 8x by stages 2-4.
-    return create_csn(model_depth=101, stem_pool=nn.MaxPool3d,
-                      head_pool_kernel_size=_head_pool(frames, size, 8),
-                      model_num_class=num_classes, **kwargs)
+    return _pytorchvideo().csn.create_csn(model_depth=101, stem_pool=nn.MaxPool3d,
+                                          head_pool_kernel_size=_head_pool(frames, size, 8),
+                                          model_num_class=num_classes, **kwargs)
