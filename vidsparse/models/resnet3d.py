@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from torchvision.models import video as tv_video
-
 from vidsparse.models.registry import register_model
 
 
@@ -71,5 +69,7 @@ def r3d_tiny(num_classes: int = 400, **kwargs) -> nn.Module:
 @register_model("r3d_18", family="3d-cnn", input_size=(16, 112, 112), head=["fc"],
                 test_input=(4, 32, 32), test_kwargs={})
 def r3d_18(num_classes: int = 400, **kwargs) -> nn.Module:
+    from torchvision.models import video as tv_video  # here: vidsparse imports without torchvision
+
     # weights=None: nothing is downloaded at run time.
     return tv_video.r3d_18(weights=None, num_classes=num_classes, **kwargs)
