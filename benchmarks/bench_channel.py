@@ -25,7 +25,7 @@ from vidsparse.sparse.channels import channel_scores, channels_to_remove, find_c
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--models", default="r3d_18,x3d_s")
 parser.add_argument("--sparsities", default="0.3,0.5,0.7")
-parser.add_argument("--repeats", type=int, default=5, help="timed forward passes per model")
+parser.add_argument("--repeats", type=int, default=10, help="timed forward passes per model")
 parser.add_argument("--batch", type=int, default=1)
 parser.add_argument("--multiple", type=int, default=8, help="SparsityConfig.channel_multiple")
 parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
