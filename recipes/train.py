@@ -166,6 +166,20 @@ def newest_checkpoint(report: bool = False) -> Path | None:
     return None
 
 
+def shut_down() -> None:
+    """Close the trackers and the process group, after dropping what holds the group.
+
+    DDP's reducer keeps the gloo process group alive; a group freed only at interpreter exit
+    can abort a rank with "terminate called without an active exception" (pytorch#190489).
+    Call it where every rank gets to it.
+    """
+    accelerator.free_memory()
+    for name in ("model", "optimizer", "train_loader", "scheduler", "sparsity", "loader"):
+        globals().pop(name, None)
+    gc.collect()
+    accelerator.end_training()
+
+
 def save_checkpoint(step: int) -> None:
     """Write ``checkpoints/step_N`` through a temporary name so a kill never leaves half of one."""
     final = checkpoint_root / f"step_{step}"
@@ -283,7 +297,7 @@ while step < max_steps:
                         f"one rank); stopping. Last good checkpoint: "
                         f"{last or 'none (checkpoint_every=0)'}; lower optim.lr, set optim.grad_clip, "
                         f"or set nonfinite_loss=skip to skip such batches.", file=sys.stderr)
-                    accelerator.end_training()
+                    shut_down()
                     sys.exit(3)
                 skipped_batches += 1
                 skipped_in_a_row += 1
@@ -291,7 +305,7 @@ while step < max_steps:
                     accelerator.print(f"error: {skipped_in_a_row} batches in a row had a non-finite "
                                       f"loss at optimizer step {step + 1}; stopping",
                                       file=sys.stderr)
-                    accelerator.end_training()
+                    shut_down()
                     sys.exit(3)
                 optimizer.zero_grad()
                 continue
@@ -366,11 +380,5 @@ if main:
     final = save_final(output_dir / "final", unwrapped, cfg, masks=sparsity.masks, stats=sparsity.stats())
     (final / "run.json").write_text(json.dumps({**results, "mask_digests": digests}, indent=2))
     accelerator.print(f"saved {final}")
-# Tear down in order: every rank past its last collective, then nothing left holding the gloo
-# process group (DDP's reducer does), then the group itself. A group freed only at interpreter
-# exit can abort a rank with "terminate called without an active exception" (pytorch#190489).
 accelerator.wait_for_everyone()
-accelerator.free_memory()
-del model, optimizer, train_loader, scheduler, sparsity
-gc.collect()
-accelerator.end_training()
+shut_down()
