@@ -45,6 +45,7 @@ from vidsparse.corruptions import corrupt, list_corruptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from imagenet_c_reference import REFERENCE  # noqa: E402  (a script beside this one)
+from machine_info import cpu_model  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results_corruptions.md"
 
@@ -125,16 +126,6 @@ def measure(name: str, clip: np.ndarray, video: torch.Tensor) -> tuple[float, fl
         if run_ref:
             ref.append(min(t_ref) / len(ref_frames))
     return statistics.fmean(ours), statistics.fmean(ref) if ref else None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def fmt(fps: float | None) -> str:

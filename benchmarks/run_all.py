@@ -25,6 +25,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine_info import cpu_model  # noqa: E402  (a module beside this script)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results.md"
 
@@ -68,16 +71,6 @@ BENCHMARKS = [
     Benchmark("corruptions", "benchmarks/bench_corruptions.py", ["--threads", "1", "--out", ""],
               "Spatial corruption throughput, vidsparse on whole clips vs per-frame ImageNet-C."),
 ]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> str:
