@@ -50,14 +50,74 @@ def test_groups_of_a_hand_built_model():
     assert groups["fc1"].consumers == ("fc2",) and groups["fc1"].norms == ()
 
 
-def test_groups_of_the_resnets_are_the_inner_block_channels():
+def test_groups_of_the_resnets_are_the_inner_block_channels_and_the_residual_streams():
     tiny = find_channel_groups(vidsparse.create_model("r3d_tiny", num_classes=3))
-    assert [g.producer for g in tiny] == ["stages.0.conv1", "stages.1.conv1", "stages.2.conv1"]
-    assert [g.consumers for g in tiny] == [("stages.0.conv2",), ("stages.1.conv2",), ("stages.2.conv2",)]
+    inner = [g for g in tiny if not g.coupled]
+    assert [g.producer for g in inner] == ["stages.0.conv1", "stages.1.conv1", "stages.2.conv1"]
+    assert [g.consumers for g in inner] == [("stages.0.conv2",), ("stages.1.conv2",), ("stages.2.conv2",)]
+    streams = {g.producer: g for g in tiny if g.coupled}
+    # Stage 0 keeps the stem's width: the stem and the block's last conv write one stream,
+    # read by the block's first conv and by both layers of stage 1's first block.
+    s0 = streams["stem.0"]
+    assert s0.producers == ("stem.0", "stages.0.conv2") and s0.channels == 16
+    assert set(s0.norms) == {"stem.1", "stages.0.bn2"}
+    assert set(s0.consumers) == {"stages.0.conv1", "stages.1.conv1", "stages.1.downsample.0"}
+    # The last stream is pooled, flattened and read by the classifier.
+    s2 = streams["stages.2.downsample.0"]
+    assert s2.producers == ("stages.2.downsample.0", "stages.2.conv2") and s2.consumers == ("fc",)
+    assert set(streams) == {"stem.0", "stages.1.downsample.0", "stages.2.downsample.0"}
+
     r3d = find_channel_groups(vidsparse.create_model("r3d_18", num_classes=3))
     # Eight BasicBlocks; torchvision wraps each conv in a Sequential with its norm.
-    assert len(r3d) == 8 and all(g.producer.endswith("conv1.0") for g in r3d)
-    assert all(g.norms == (g.producer[:-1] + "1",) for g in r3d)
+    inner = [g for g in r3d if not g.coupled]
+    assert len(inner) == 8 and all(g.producer.endswith("conv1.0") for g in inner)
+    assert all(g.norms == (g.producer[:-1] + "1",) for g in inner)
+    streams = [g for g in r3d if g.coupled]
+    assert [g.channels for g in streams] == [64, 128, 256, 512]
+    # Each later stage: the shortcut conv and both blocks' last convs write the stream.
+    assert streams[1].producers == ("layer2.0.conv2.0", "layer2.0.downsample.0", "layer2.1.conv2.0")
+    assert set(streams[1].consumers) == {"layer2.1.conv1.0", "layer3.0.conv1.0", "layer3.0.downsample.0"}
+    # Without residual coupling only the inner channels are groups.
+    assert find_channel_groups(vidsparse.create_model("r3d_18", num_classes=3), residual=False) == inner
+
+
+class Streams(nn.Module):
+    """Residual sums the groups must refuse: with the input, with a concatenation, with a
+    constant, and one they may take (two convolutions summed, pooled, flattened, classified)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Conv3d(3, 8, 1), nn.Conv3d(3, 8, 1), nn.Conv3d(3, 3, 1)
+        self.d, self.e = nn.Conv3d(8, 4, 1), nn.Conv3d(8, 4, 1)
+        self.f = nn.Conv3d(8, 8, 1)
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(8, 2)
+        self.g = nn.Linear(8, 4)
+        self.h = nn.Linear(4, 2)
+
+    def forward(self, x):
+        kept = self.a(x) + self.b(x)                 # a group: a and b drop the same channels
+        with_input = self.c(x) + x                   # the input's channels are fixed
+        widened = torch.cat([self.d(kept), self.e(kept)], 1)
+        shifted = self.f(widened) + 1.0              # a constant: removed channels would be 1
+        mixed = self.g(kept)                         # a Linear over the width of a clip
+        y = self.fc(torch.flatten(self.pool(torch.relu(kept)), 1))
+        return y, with_input, shifted, self.h(mixed)
+
+
+def test_residual_groups_take_sums_of_producers_only():
+    groups = {g.producer: g for g in find_channel_groups(Streams())}
+    # kept also reaches self.g, a Linear acting on the clip's last dimension, so a and b are
+    # no group; c meets the input, d and e a concatenation, f a constant. Only g's outputs,
+    # read by h alone, can go.
+    assert set(groups) == {"g"} and groups["g"].consumers == ("h",)
+    class Fine(Streams):
+        def forward(self, x):
+            kept = self.a(x) + self.b(x)
+            return self.fc(torch.flatten(self.pool(torch.relu(kept)), 1)), self.d(kept)
+    groups = find_channel_groups(Fine())
+    assert len(groups) == 1
+    assert groups[0].producers == ("a", "b") and set(groups[0].consumers) == {"fc", "d"}
 
 
 def test_an_x3d_bottleneck_group_carries_its_depthwise_conv_norms_and_squeeze_excitation():
@@ -81,8 +141,11 @@ def test_shrink_keeps_the_outputs_when_removed_channels_carry_zeros(name):
             keep = torch.rand(g.channels) < 0.5
             keep[0] = True
             alive[g.producer] = keep
-            producer = model.get_submodule(g.producer)
-            producer.weight[~keep] = 0
+            for name in g.producers:
+                producer = model.get_submodule(name)
+                producer.weight[~keep] = 0
+                if producer.bias is not None:
+                    producer.bias[~keep] = 0
             for norm in g.norms:  # random statistics: the zeroed scale and shift must win
                 bn = model.get_submodule(norm)
                 bn.running_mean.normal_()
@@ -113,13 +176,14 @@ def train(model, sparsity, optimizer, steps, seed=0, size=(4, 24, 24)):
         optimizer.zero_grad()
 
 
-def channel_run(steps=12, channel_sparsity=0.5, method="rigl", density=0.5, name="r3d_tiny", **kwargs):
+def channel_run(steps=12, channel_sparsity=0.5, method="rigl", density=0.5, name="r3d_tiny",
+                filter_fn=None, **kwargs):
     torch.manual_seed(0)
     model = vidsparse.create_model(name, num_classes=3)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     cfg = SparsityConfig(method=method, density=density, distribution="uniform", update_interval=2,
                          end_fraction=0.75, channel_sparsity=channel_sparsity, seed=1, **kwargs)
-    sparsity = DynamicSparsity(model, optimizer, cfg, total_steps=steps)
+    sparsity = DynamicSparsity(model, optimizer, cfg, total_steps=steps, filter_fn=filter_fn)
     return model, optimizer, sparsity
 
 
@@ -130,8 +194,9 @@ def test_training_removes_the_scheduled_channels_and_keeps_them_empty():
     for g in sparsity.channel_groups:
         alive = sparsity.alive[g.producer]
         assert int((~alive).sum()) == round(0.5 * g.channels), g.producer
-        producer = model.get_submodule(g.producer)
-        assert not producer.weight_mask[~alive].any() and (producer.weight[~alive] == 0).all()
+        for name in g.producers:  # all writers of a residual stream lose the same rows
+            producer = model.get_submodule(name)
+            assert not producer.weight_mask[~alive].any() and (producer.weight[~alive] == 0).all()
         for consumer in g.consumers:
             assert not model.get_submodule(consumer).weight_mask[:, ~alive].any()
         for norm in g.norms:
@@ -154,10 +219,35 @@ def test_export_is_narrower_and_gives_the_same_outputs():
     small = sparsity.export().eval()
     assert small.stages[0].conv1.out_channels == 8 and small.stages[0].bn1.num_features == 8
     assert small.stages[0].conv2.in_channels == 8 and small.stages[2].conv1.out_channels == 32
+    # The residual streams narrowed too: the stem, the blocks' outputs, the classifier input.
+    assert small.stem[0].out_channels == small.stages[0].conv2.out_channels == 8
+    assert small.stages[2].downsample[0].out_channels == small.fc.in_features == 32
     assert not any(name.endswith("_mask") for name, _ in small.named_buffers())
     x = torch.randn(2, 3, 8, 56, 56)
     with torch.no_grad():
         assert torch.allclose(model(x), small(x), atol=1e-5)
+
+
+def test_a_producer_left_dense_by_filter_fn_still_loses_its_rows():
+    # The stem is no sparse target here, yet it writes the first residual stream.
+    model, optimizer, sparsity = channel_run(filter_fn=lambda module, name: name != "stem.0")
+    assert "stem.0.weight" not in sparsity.masks
+    train(model, sparsity, optimizer, 12)
+    gone = ~sparsity.alive["stem.0"]
+    assert int(gone.sum()) == 8
+    assert (model.stem[0].weight[gone] == 0).all() and (model.stem[0].weight[~gone] != 0).any()
+    model.eval()
+    small = sparsity.export().eval()
+    x = torch.randn(2, 3, 8, 56, 56)
+    with torch.no_grad():
+        assert torch.allclose(model(x), small(x), atol=1e-5)
+
+
+def test_channel_residual_false_keeps_the_streams():
+    model, optimizer, sparsity = channel_run(channel_residual=False)
+    assert sorted(sparsity.alive) == ["stages.0.conv1", "stages.1.conv1", "stages.2.conv1"]
+    with pytest.raises(ValueError, match="channel_residual must be true or false"):
+        SparsityConfig(method="rigl", channel_sparsity=0.5, channel_residual="yes")
 
 
 def test_an_x3d_trained_in_channel_mode_exports_to_the_same_outputs():

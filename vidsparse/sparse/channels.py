@@ -6,21 +6,26 @@ everything that reads it treats channels one by one until it reaches layers that
     conv_a -> BatchNorm -> ReLU -> [depthwise conv -> BatchNorm -> SE -> SiLU] -> conv_c
     fc1 -> GELU -> Dropout -> fc2
 
-``find_channel_groups`` traces the model with torch.fx and keeps every Conv/Linear whose
-output follows such a path only: each such path is a :class:`ChannelGroup`. Outputs that
-reach a residual addition, a concatenation, a reshape or the model's output are left
-alone, so the groups of a ResNet are the inner channels of its blocks.
+and, through residual additions, when every layer that writes into the sum drops the same
+channels: in a ResNet stage the stem (or the downsampling shortcut) and the last conv of
+every block write the residual stream, and the first conv of every block (and the next
+stage's shortcut) read it.
+
+``find_channel_groups`` traces the model with torch.fx and collects such channels into
+:class:`ChannelGroup` s. Channels that reach a concatenation, a reshape, the model's input or
+its output are left alone.
 
 During training (``SparsityConfig.channel_sparsity``) the engine empties a removed channel:
-the producer's rows and the consumers' columns leave the mask, and the norm's scale and shift
+the producers' rows and the consumers' columns leave the mask, and the norms' scale and shift
 (and any bias on the path) are held at zero, so the channel carries an exact zero through
-the activations (all of them map 0 to 0). :func:`shrink` then cuts those channels out and
-gives a physically smaller dense model with the same outputs.
+the activations and additions (all of them map 0 to 0). :func:`shrink` then cuts those
+channels out and gives a physically smaller dense model with the same outputs.
 """
 
 from __future__ import annotations
 
 import copy
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -45,19 +50,23 @@ _POINTWISE_FUNCTIONS = {F.relu, torch.relu, F.relu6, F.silu, F.gelu, F.leaky_rel
 _POOL_FUNCTIONS = {F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d,
                    F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d}
 _POINTWISE_METHODS = {"relu", "relu_", "tanh", "contiguous"}
+_ADD = {operator.add, operator.iadd, torch.add, "add", "add_"}
 
 
 @dataclass(frozen=True)
 class ChannelGroup:
-    """The output channels of ``producer`` and every module that reads them.
+    """Output channels that leave together, and every module that writes or reads them.
 
     Attributes:
-        producer: module name of the Conv/Linear whose output channels are removed.
-        channels: its number of output channels.
-        norms: BatchNorm modules on the path (their scale and shift follow the channels).
-        depthwise: depthwise convolutions on the path (one filter per channel).
-        gates: squeeze-excitation modules on the path, as (module, reduce conv, expand conv).
+        producer: module name of the first Conv/Linear writing the channels; it names the
+            group (``DynamicSparsity.alive``, ``channel_stats()``).
+        channels: number of channels.
+        norms: BatchNorm modules on the way (their scale and shift follow the channels).
+        depthwise: depthwise convolutions on the way (one filter per channel).
+        gates: squeeze-excitation modules on the way, as (module, reduce conv, expand conv).
         consumers: Conv/Linear modules that take these channels as input.
+        coupled: further Conv/Linear modules whose outputs are added to the producer's (the
+            writers of a residual stream); they lose the same channels.
     """
 
     producer: str
@@ -66,13 +75,17 @@ class ChannelGroup:
     depthwise: tuple[str, ...] = ()
     gates: tuple[tuple[str, str, str], ...] = ()
     consumers: tuple[str, ...] = ()
+    coupled: tuple[str, ...] = ()
+
+    @property
+    def producers(self) -> tuple[str, ...]:
+        return (self.producer, *self.coupled)
 
     @property
     def weights(self) -> dict[str, int]:
         """``{weight name: dimension holding the channels}`` for every weight that changes
         shape when channels go (producer rows, depthwise filters, consumer columns)."""
-        out = {f"{self.producer}.weight": 0}
-        out.update({f"{name}.weight": 0 for name in self.depthwise})
+        out = {f"{name}.weight": 0 for name in (*self.producers, *self.depthwise)}
         out.update({f"{name}.weight": 1 for name in self.consumers})
         return out
 
@@ -102,86 +115,178 @@ def _is_depthwise(module: nn.Module, channels: int) -> bool:
     return isinstance(module, _CONV) and module.groups == module.in_channels == module.out_channels == channels
 
 
-def find_channel_groups(model: nn.Module) -> list[ChannelGroup]:
-    """Every :class:`ChannelGroup` of ``model``, in the order of the traced graph.
+def find_channel_groups(model: nn.Module, residual: bool = True) -> list[ChannelGroup]:
+    """Every :class:`ChannelGroup` of ``model``, in the order of their first producer.
 
-    A model torch.fx cannot trace has no groups found (a ``ValueError`` says why), and so
-    has a layer called more than once (its channels would be cut for every call).
+    Tensors that carry the same channels (a layer's output, its norm, its activation, and,
+    with ``residual``, every tensor summed with it) form one class; a class becomes a group
+    when Conv/Linear layers produce it and read it, and nothing else that fixes its channels
+    (the model's input or output, a concatenation, a reshape, an unknown operation) touches
+    it. ``residual=False`` leaves residual streams alone: only channels that meet no
+    addition can go, as in the inner channels of a ResNet block.
+
+    A model torch.fx cannot trace raises ``ValueError``; a layer with weights called more
+    than once is never part of a group (its channels would be cut for every call).
     """
     try:
         graph = _Tracer().trace(model)
     except Exception as exc:  # fx raises many types on dynamic control flow
         raise ValueError(f"channel groups need a model torch.fx can trace; tracing "
                          f"{type(model).__name__} failed: {exc}") from exc
-    modules = dict(model.named_modules())
-    calls: dict[str, int] = {}
-    for node in graph.nodes:
-        if node.op == "call_module":
-            calls[node.target] = calls.get(node.target, 0) + 1
-    groups = []
-    for node in graph.nodes:
-        if node.op != "call_module" or calls[node.target] != 1:
-            continue
-        producer = modules[node.target]
-        if isinstance(producer, _CONV) and producer.groups == 1:
-            kind, channels = "conv", producer.out_channels
-        elif isinstance(producer, nn.Linear):
-            kind, channels = "linear", producer.out_features
+    classes = _ChannelClasses(dict(model.named_modules()), graph, residual)
+    return classes.groups()
+
+
+class _ChannelClasses:
+    """Union-find over the traced graph's nodes: nodes in one class carry the same channels.
+
+    Every node records its layout: ``conv`` (channels on dimension 1 of a clip or feature
+    map), ``linear`` (channels on the last dimension) or ``flat`` (a ``[batch, channels]``
+    matrix, both at once). Layers that read a class check that it has the layout they act on.
+    """
+
+    def __init__(self, modules: dict[str, nn.Module], graph: torch.fx.Graph, residual: bool):
+        self.modules = modules
+        self.parent: dict[torch.fx.Node, torch.fx.Node] = {}
+        self.layout: dict[torch.fx.Node, str | None] = {}
+        self.blocked: set[torch.fx.Node] = set()
+        # (node whose class the role belongs to, role, module name, channels, layouts it needs)
+        self.roles: list[tuple[torch.fx.Node, str, object, int, tuple[str, ...]]] = []
+        self.order: dict[torch.fx.Node, int] = {}
+        calls: dict[str, int] = {}
+        for node in graph.nodes:
+            if node.op == "call_module":
+                calls[node.target] = calls.get(node.target, 0) + 1
+        for index, node in enumerate(graph.nodes):
+            self.order[node] = index
+            if node.op == "call_module":
+                self._module(node, calls[node.target])
+            elif node.op in ("call_function", "call_method"):
+                self._function(node, residual)
+            else:  # the input, the output, constants: their channels are fixed
+                self._block(node, *node.all_input_nodes)
+
+    def find(self, node: torch.fx.Node) -> torch.fx.Node:
+        root = node
+        while self.parent.get(root, root) is not root:
+            root = self.parent[root]
+        while node is not root:
+            node, self.parent[node] = self.parent[node], root
+        return root
+
+    def _join(self, node: torch.fx.Node, source: torch.fx.Node, needs: tuple[str, ...] = ()) -> None:
+        """``node`` carries ``source``'s channels in the same layout (one of ``needs``, if given)."""
+        layout = self.layout.get(source)
+        if needs and layout not in needs:
+            self._block(node, source)
+            return
+        self.layout[node] = layout
+        self.parent[self.find(node)] = self.find(source)
+
+    def _block(self, *nodes: torch.fx.Node) -> None:
+        self.blocked.update(nodes)
+
+    def _module(self, node: torch.fx.Node, calls: int) -> None:
+        module = self.modules[node.target]
+        x = node.args[0] if node.args else None
+        # A parameterless module (an activation used twice) may serve other calls too; a
+        # module with weights must serve one class alone, or cutting it breaks the others.
+        if not isinstance(x, torch.fx.Node) or len(node.all_input_nodes) != 1 \
+                or (calls != 1 and any(True for _ in module.parameters())):
+            self._block(node, *node.all_input_nodes)
+            return
+        name = node.target
+        if isinstance(module, _CONV) and module.groups == 1:
+            self.roles.append((x, "consumers", name, module.in_channels, ("conv",)))
+            self.roles.append((node, "producers", name, module.out_channels, ()))
+            self.layout[node] = "conv"
+        elif isinstance(module, nn.Linear):
+            self.roles.append((x, "consumers", name, module.in_features, ("linear", "flat")))
+            self.roles.append((node, "producers", name, module.out_features, ()))
+            self.layout[node] = "linear"
+        elif isinstance(module, _NORM) and module.affine:
+            self._join(node, x, ("conv", "flat"))
+            self.roles.append((node, "norms", name, module.num_features, ()))
+        elif isinstance(module, _CONV) and module.groups == module.in_channels == module.out_channels:
+            self._join(node, x, ("conv",))
+            self.roles.append((node, "depthwise", name, module.out_channels, ()))
+        elif _gate_parts(module) is not None:
+            self._join(node, x, ("conv",))
+            reduce, expand = _gate_parts(module)
+            gate = (name, f"{name}.{reduce}", f"{name}.{expand}")
+            self.roles.append((node, "gates", gate, module.get_submodule(reduce).in_channels, ()))
+        elif isinstance(module, _POINTWISE) or type(module).__name__ in _POINTWISE_NAMES:
+            self._join(node, x)
+        elif isinstance(module, _POOLS):
+            self._join(node, x, ("conv",))
+        elif isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1 \
+                and self._pooled_to_one(x):
+            self._join(node, x, ("conv",))
+            self.layout[node] = "flat"
         else:
-            continue
-        group = _follow(node, node.target, kind, channels, modules, calls)
-        if group is not None:
-            groups.append(group)
-    return groups
+            self._block(node, x)
 
+    def _function(self, node: torch.fx.Node, residual: bool) -> None:
+        x = node.args[0] if node.args else None
+        inputs = node.all_input_nodes
+        alone = isinstance(x, torch.fx.Node) and inputs == [x]
+        target = node.target
+        if alone and (target in _POINTWISE_FUNCTIONS or target in _POINTWISE_METHODS):
+            self._join(node, x)
+        elif alone and target in _POOL_FUNCTIONS:
+            self._join(node, x, ("conv",))
+        elif alone and target in (torch.flatten, "flatten") and self._flattens_channels(node):
+            self._join(node, x, ("conv",))
+            self.layout[node] = "flat"
+        elif residual and target in _ADD and len(node.args) == 2 and not node.kwargs \
+                and all(isinstance(a, torch.fx.Node) for a in node.args):
+            a, b = node.args
+            if self.layout.get(a) is None or self.layout.get(a) != self.layout.get(b):
+                self._block(node, a, b)
+            else:  # a sum of two tensors whose removed channels are zero is zero there
+                self._join(node, a)
+                self._join(node, b)
+        else:  # a concatenation, a reshape, anything else: the channels must stay
+            self._block(node, *inputs)
 
-def _follow(start, name, kind, channels, modules, calls) -> ChannelGroup | None:
-    """Walk the users of ``start``; the group, or None where the channels reach anything
-    other than channel-wise modules and consumers."""
-    norms, depthwise, gates, consumers = [], [], [], []
-    frontier, seen = [start], {start}
-    while frontier:
-        node = frontier.pop()
-        for user in node.users:
-            if user in seen:
+    def _flattens_channels(self, node: torch.fx.Node) -> bool:
+        """``flatten(x, 1)`` of a clip pooled to one position: channels become features."""
+        start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+        end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+        return start == 1 and end == -1 and self._pooled_to_one(node.args[0])
+
+    def _pooled_to_one(self, node: torch.fx.Node) -> bool:
+        if node.op != "call_module":
+            return False
+        module = self.modules[node.target]
+        size = getattr(module, "output_size", None)
+        return isinstance(module, _POOLS) and size is not None and \
+            all(s == 1 for s in (size if isinstance(size, tuple) else (size,)))
+
+    def groups(self) -> list[ChannelGroup]:
+        members: dict[torch.fx.Node, dict[str, list]] = {}
+        invalid = {self.find(n) for n in self.blocked}
+        channels: dict[torch.fx.Node, set[int]] = {}
+        first: dict[torch.fx.Node, int] = {}  # class -> graph position of its first producer
+        for node, role, name, count, needs in self.roles:  # roles are in graph order
+            root = self.find(node)
+            if role == "producers":
+                first.setdefault(root, self.order[node])
+            if needs and self.layout.get(node) not in needs:
+                invalid.add(root)  # e.g. a Linear reading a clip acts on its width, not channels
+            members.setdefault(root, {}).setdefault(role, []).append(name)
+            channels.setdefault(root, set()).add(count)
+        found = []
+        for root, parts in members.items():
+            producers = parts.get("producers", [])
+            if root in invalid or not producers or not parts.get("consumers") \
+                    or len(channels[root]) != 1 or min(channels[root]) < 2:
                 continue
-            seen.add(user)
-            if user.op == "call_module":
-                if user.args[:1] != (node,):
-                    return None
-                module = modules[user.target]
-                # A parameterless module (an activation used twice) may serve other calls too;
-                # a module with weights must serve this group alone, or cutting it breaks them.
-                if calls[user.target] != 1 and any(True for _ in module.parameters()):
-                    return None
-                if kind == "conv" and isinstance(module, _CONV) and module.groups == 1 \
-                        and module.in_channels == channels:
-                    consumers.append(user.target)
-                    continue
-                if kind == "linear" and isinstance(module, nn.Linear) and module.in_features == channels:
-                    consumers.append(user.target)
-                    continue
-                if kind == "conv" and isinstance(module, _NORM) and module.num_features == channels \
-                        and module.affine:
-                    norms.append(user.target)
-                elif kind == "conv" and _is_depthwise(module, channels):
-                    depthwise.append(user.target)
-                elif kind == "conv" and _gate_parts(module) is not None:
-                    gates.append((user.target, *(f"{user.target}.{p}" for p in _gate_parts(module))))
-                elif not (isinstance(module, _POINTWISE) or type(module).__name__ in _POINTWISE_NAMES
-                          or (kind == "conv" and isinstance(module, _POOLS))):
-                    return None
-            elif user.op == "call_function" and user.args[:1] == (node,) and (
-                    user.target in _POINTWISE_FUNCTIONS or (kind == "conv" and user.target in _POOL_FUNCTIONS)):
-                pass
-            elif user.op == "call_method" and user.target in _POINTWISE_METHODS and user.args[:1] == (node,):
-                pass
-            else:  # an addition, a concatenation, a reshape, the output: the channels must stay
-                return None
-            frontier.append(user)
-    if not consumers or channels < 2:
-        return None
-    return ChannelGroup(name, channels, tuple(norms), tuple(depthwise), tuple(gates), tuple(consumers))
+            found.append((first[root], ChannelGroup(
+                producer=producers[0], channels=min(channels[root]), norms=tuple(parts.get("norms", ())),
+                depthwise=tuple(parts.get("depthwise", ())), gates=tuple(parts.get("gates", ())),
+                consumers=tuple(parts.get("consumers", ())), coupled=tuple(producers[1:]))))
+        return [group for _, group in sorted(found, key=lambda item: item[0])]
 
 
 def channels_to_remove(channels: int, share: float, multiple: int = 8) -> int:
@@ -198,15 +303,21 @@ def channels_to_remove(channels: int, share: float, multiple: int = 8) -> int:
     return max(0, min(channels - keep, channels - 1))
 
 
-def channel_scores(model: nn.Module, group: ChannelGroup, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Per output channel of ``group.producer``: the mean magnitude of its weights, pruned
-    ones counted as zero (in the spirit of Chase's unmasked mean magnitude, Yin et al. 2023,
-    *Dynamic Sparsity Is Channel-Level Sparsity Learner*): a channel with few and small
-    weights left scores low."""
-    weight = model.get_submodule(group.producer).weight.detach()
-    if mask is not None:
-        weight = weight * mask
-    return weight.abs().reshape(group.channels, -1).float().mean(1)
+def channel_scores(model: nn.Module, group: ChannelGroup) -> torch.Tensor:
+    """Per channel of ``group``: the mean magnitude of the weights that write it (the rows
+    of all its producers), pruned ones counted as zero (in the spirit of Chase's unmasked
+    mean magnitude, Yin et al. 2023, *Dynamic Sparsity Is Channel-Level Sparsity Learner*): a
+    channel with few and small weights left scores low. A producer's ``weight_mask`` buffer,
+    where the engine put one, marks its pruned weights."""
+    rows = []
+    for name in group.producers:
+        module = model.get_submodule(name)
+        weight = module.weight.detach()
+        mask = getattr(module, "weight_mask", None)
+        if mask is not None:
+            weight = weight * mask
+        rows.append(weight.abs().reshape(group.channels, -1).float())
+    return torch.cat(rows, 1).mean(1)
 
 
 @torch.no_grad()
@@ -228,7 +339,8 @@ def shrink(model: nn.Module, groups: list[ChannelGroup], alive: dict[str, torch.
         keep = keep_mask.nonzero().flatten().to(torch.long)
         if keep.numel() == 0:
             raise ValueError(f"channel group {group.producer}: every channel was removed")
-        _replace(small, group.producer, _narrow(small.get_submodule(group.producer), keep, out=True))
+        for name in group.producers:
+            _replace(small, name, _narrow(small.get_submodule(name), keep, out=True))
         for name in group.norms:
             _replace(small, name, _narrow_norm(small.get_submodule(name), keep))
         for name in group.depthwise:

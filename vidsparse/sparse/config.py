@@ -53,7 +53,8 @@ class SparsityConfig:
             method (static, set, rigl, mest_r, mest_g); ``None`` (default) = unstructured.
         channel_sparsity: fraction of the removable output channels (those of a
             :class:`vidsparse.sparse.channels.ChannelGroup`: the inner channels of residual
-            blocks, the hidden units of MLPs) taken out whole by the end of training, in the
+            blocks, the residual streams, the hidden units of MLPs) taken out whole by the
+            end of training, in the
             spirit of Chase (Yin et al. 2023). At each mask update, on the cubic schedule, every
             group loses its channels of lowest mean weight magnitude (pruned weights counting as
             zero); their weights leave the mask for good and the freed budget regrows in the
@@ -63,6 +64,9 @@ class SparsityConfig:
         channel_multiple: channel mode leaves every group a multiple of this many channels
             (removing fewer where needed; groups narrower than it are exempt), since
             convolution kernels run on blocks of 8 or 16 channels. 1 = exact shares.
+        channel_residual: channel mode also removes channels of residual streams (every
+            layer writing into a sum drops the same ones); False keeps the streams whole and
+            removes only channels that meet no addition (the inner channels of blocks).
 
     Example:
         >>> cfg = vidsparse.SparsityConfig(method="rigl", sparsity=0.5, distribution="erk",
@@ -94,6 +98,7 @@ class SparsityConfig:
     nm: list[int] | None = None
     channel_sparsity: float = 0.0
     channel_multiple: int = 8
+    channel_residual: bool = True
 
     def __post_init__(self):
         UPDATERS.get(self.method)
@@ -141,6 +146,8 @@ class SparsityConfig:
         if isinstance(self.channel_multiple, bool) or not isinstance(self.channel_multiple, int) \
                 or self.channel_multiple < 1:
             raise ValueError(f"SparsityConfig.channel_multiple must be an int >= 1, got {self.channel_multiple!r}")
+        if not isinstance(self.channel_residual, bool):
+            raise ValueError(f"SparsityConfig.channel_residual must be true or false, got {self.channel_residual!r}")
         if self.channel_sparsity:
             updater = UPDATERS.get(self.method)
             if not (updater.dynamic and updater.regrows):

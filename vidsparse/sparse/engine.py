@@ -184,6 +184,7 @@ class DynamicSparsity:
         self.channel_groups: list[ChannelGroup] = []  # channel mode: what can leave whole
         self.alive: dict[str, torch.Tensor] = {}  # producer name -> bool per channel, kept
         self._channel_dims: dict[str, list[tuple[ChannelGroup, int]]] = {}
+        self._unmasked_producers: dict[str, tuple[str, ...]] = {}  # group -> producers without a mask
         if self.updater.sparse:
             self.targets = find_prunable(self.model, filter_fn)
             if not self.targets:
@@ -245,9 +246,13 @@ class DynamicSparsity:
             return
         names = {t.name for t in self.targets}
         fixed = self._fixed_densities()
-        self.channel_groups = [g for g in find_channel_groups(self.model)
-                               if f"{g.producer}.weight" in names
-                               and fixed.get(f"{g.producer}.weight", 0.0) < 1.0]
+        # A group needs one sparse producer; producers outside the targets (a layer left out
+        # by filter_fn) have their rows of removed channels held at zero directly.
+        self.channel_groups = [g for g in find_channel_groups(self.model, self.config.channel_residual)
+                               if any(f"{p}.weight" in names and fixed.get(f"{p}.weight", 0.0) < 1.0
+                                      for p in g.producers)]
+        self._unmasked_producers = {g.producer: tuple(p for p in g.producers if f"{p}.weight" not in names)
+                                    for g in self.channel_groups}
         if not self.channel_groups:
             raise ValueError(f"SparsityConfig.channel_sparsity={self.config.channel_sparsity}: "
                              f"{type(self.model).__name__} has no channel group (a sparse Conv/"
@@ -323,15 +328,16 @@ class DynamicSparsity:
             alive = self.alive[group.producer]
             if bool(alive.all()):
                 continue
-            names = [group.producer, *group.depthwise]
+            names = [*group.producers, *group.depthwise]
             params = [self.model.get_submodule(n).bias for n in names]
+            params += [self.model.get_submodule(n).weight for n in self._unmasked_producers[group.producer]]
             for name in group.norms:
                 norm = self.model.get_submodule(name)
                 params += [norm.weight, norm.bias]
             for param in params:
                 if param is None:
                     continue
-                keep = alive.to(param.device)
+                keep = alive.to(param.device).view(-1, *[1] * (param.dim() - 1))
                 param.mul_(keep)
                 for value in self.optimizer.state.get(param, {}).values():
                     if torch.is_tensor(value) and value.shape == param.shape:
@@ -429,8 +435,7 @@ class DynamicSparsity:
             n = goal - (group.channels - int(alive.count_nonzero()))
             if n <= 0:
                 continue
-            mask = self.model.get_submodule(group.producer).weight_mask
-            scores = channel_scores(self.model, group, mask).cpu().masked_fill(~alive, math.inf)
+            scores = channel_scores(self.model, group).cpu().masked_fill(~alive, math.inf)
             # A stable sort: ties go to the lower channel index on every rank.
             alive[torch.sort(scores, stable=True).indices[:n]] = False
             removed_any = True
