@@ -59,9 +59,9 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from vidsparse.data.datasets import (UCF101_LISTS, UCF101_VIDEOS, DatasetFormatError,
-                                     _kinetics_video_dir, _StemFinder, kinetics_classes,
-                                     kinetics_csv, kinetics_rows, ucf101_classes, ucf101_index)
+from vidsparse.data.datasets import (UCF101_LISTS, UCF101_VIDEOS, DatasetFormatError, VideoFinder,
+                                     kinetics_classes, kinetics_csv, kinetics_rows,
+                                     kinetics_video_dir, ucf101_classes, ucf101_index)
 from vidsparse.data.datasets import detect_layout as _detect_layout
 from vidsparse.data.index import index_videos
 
@@ -306,7 +306,7 @@ def plan_kinetics(src: Path, num_classes: int | None, class_list: Path | None,
             reader = csv.reader(handle)
             raw = {reader.line_num: record for record in reader}
         try:
-            finder = _StemFinder(_kinetics_video_dir(src, split))
+            finder = VideoFinder(kinetics_video_dir(src, split))
         except FileNotFoundError:
             finder = None
         entries = []

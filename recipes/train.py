@@ -29,7 +29,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from tqdm.auto import tqdm
 
 from vidsparse import DynamicSparsity, create_model
-from vidsparse.checkpoint import save_final
+from vidsparse.checkpoint import replace_dir, save_final
 from vidsparse.config import ConfigError, load_config, sparsity_config
 from vidsparse.data import build_dataset, build_transform
 from vidsparse.robustness.evaluate import clip_scores
@@ -184,7 +184,6 @@ def save_checkpoint(step: int) -> None:
     """Write ``checkpoints/step_N`` through a temporary name so a kill never leaves half of one."""
     final = checkpoint_root / f"step_{step}"
     tmp = checkpoint_root / f".tmp_step_{step}"
-    old = checkpoint_root / f".old_step_{step}"
     if main and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
@@ -195,16 +194,10 @@ def save_checkpoint(step: int) -> None:
                  for p in sorted(tmp.rglob("*")) if p.is_file()}
         (tmp / POSITION).write_text(json.dumps(
             {"step": step, "mask_update_steps": mask_update_steps, "files": files}))
-        # A step_N already there (a resume from an older checkpoint) is moved aside, not
-        # deleted in place: a kill mid-delete would leave a step_N with its POSITION and
-        # without some of its files.
-        if final.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old.exists():
-            shutil.rmtree(old)
+        # Flushed to disk, then renamed. A step_N already there (a resume from an older
+        # checkpoint) is moved aside to .old_step_N, not deleted in place: a kill mid-delete
+        # would leave a step_N with its POSITION and without some of its files.
+        replace_dir(tmp, final)
     accelerator.wait_for_everyone()
 
 
@@ -215,6 +208,14 @@ if resume != "none":
     if resume == "auto":
         # What a kill left behind in the middle of save_checkpoint: never a checkpoint.
         for leftover in sorted([*checkpoint_root.glob(".tmp_step_*"), *checkpoint_root.glob(".old_step_*")]):
+            kept = checkpoint_root / leftover.name[len(".old_"):]
+            if leftover.name.startswith(".old_") and not kept.exists():
+                # Killed between replace_dir's two renames: the old copy is the only one.
+                accelerator.print(f"resume=auto: restoring {kept} from {leftover} (left by an "
+                                  "interrupted checkpoint write)")
+                if main:
+                    os.replace(leftover, kept)
+                continue
             accelerator.print(f"resume=auto: removing {leftover} (left by an interrupted "
                               "checkpoint write)")
             if main:
@@ -242,9 +243,20 @@ hparams = {"model": cfg["model"]["name"], "method": cfg["sparsity"]["method"],
 accelerator.init_trackers("train", config=hparams)
 log_path = output_dir / "metrics.csv"
 log_fields = ["step", "loss", "accuracy", "lr", "density", "mask_updates", "mask_changed", "itop"]
-if main and not (resume != "none" and log_path.exists()):
-    with open(log_path, "w", newline="") as f:
-        csv.writer(f).writerow(log_fields)
+if main:
+    kept_rows = []
+    if resume != "none" and log_path.exists():
+        # A resumed run replays the steps after its checkpoint: their rows from the run that
+        # stopped go, so every step is logged once.
+        with open(log_path, newline="") as f:
+            kept_rows = [row for row in csv.DictReader(f)
+                         if row.get("step", "").isdigit() and int(row["step"]) <= start_step]
+    tmp_log = log_path.with_name(f".{log_path.name}.tmp")
+    with open(tmp_log, "w", newline="") as f:
+        writer = csv.DictWriter(f, log_fields, extrasaction="ignore", restval="")
+        writer.writeheader()
+        writer.writerows(kept_rows)
+    os.replace(tmp_log, log_path)
 
 steps_per_epoch = len(train_loader) // cfg["grad_accum_steps"]
 step = start_step

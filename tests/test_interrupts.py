@@ -9,6 +9,7 @@ the machine.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import pickle
@@ -32,7 +33,7 @@ SEED = 0
 MAX_STEPS = 8
 ARGS = ["recipes/train.py", "--config", "recipes/configs/r3d_tiny_rigl.yaml", f"max_steps={MAX_STEPS}",
         "batch_size=4", "checkpoint_every=1", "sparsity.update_interval=3",
-        "sparsity.end_fraction=1.0", "eval_at_end=false"]
+        "sparsity.end_fraction=1.0", "eval_at_end=false", "log_every=1"]
 STEP_DIR = re.compile(r"^step_(\d+)$")
 TEMPORARY = re.compile(r"^\.(tmp|old)_step_\d+$")  # save_checkpoint's names before the rename
 POLL = 0.005  # seconds
@@ -170,6 +171,11 @@ def kill_while_writing(proc: subprocess.Popen, out: Path, step: int) -> int | No
     return None
 
 
+def logged_steps(out: Path) -> list[int]:
+    with open(out / "metrics.csv", newline="") as f:
+        return [int(row["step"]) for row in csv.DictReader(f)]
+
+
 @pytest.mark.slow
 def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_result(synthetic_ucf101, reference,
                                                                            tmp_path):
@@ -208,6 +214,8 @@ def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_result(synthe
         runs = [json.loads((o / "final" / "run.json").read_text()) for o in (out, reference.out)]
         assert runs[0]["mask_update_steps"] == runs[1]["mask_update_steps"] == [3, 6], trial
         assert runs[0]["steps"] == MAX_STEPS
+        # Steps replayed after a resume are logged once: the log is the uninterrupted run's.
+        assert logged_steps(out) == logged_steps(reference.out), trial
         assert_only_complete_checkpoints(out, reference.out, f"trial {trial!r}, finished")
         assert not [p for p in (out / "checkpoints").iterdir() if TEMPORARY.match(p.name)], trial
         if trial == "checkpoint write":  # step_cut was half written, step_cut-1 complete
@@ -228,6 +236,8 @@ def test_an_incomplete_checkpoint_is_skipped_on_resume_with_a_message(synthetic_
         handle.truncate(100)  # cut short after the rename (a full disk, a partial copy)
     (checkpoints / "step_4" / "optimizer.bin").unlink()
     (checkpoints / ".tmp_step_6").mkdir()  # what a kill mid-write leaves
+    # A kill between replace_dir's two renames (rewriting step_3): only the old copy is left.
+    os.replace(checkpoints / "step_3", checkpoints / ".old_step_3")
     (checkpoints / ".tmp_step_6" / "model.safetensors").write_bytes(b"half")
 
     # Named explicitly, a damaged checkpoint is an error that says what is wrong with it.
@@ -241,6 +251,8 @@ def test_an_incomplete_checkpoint_is_skipped_on_resume_with_a_message(synthetic_
     output = finish(start(synthetic_ucf101, out, "resume=auto"))
     assert (f"removing {checkpoints / '.tmp_step_6'} (left by an interrupted checkpoint write)"
             in output), output[-3000:]
+    assert (f"restoring {checkpoints / 'step_3'} from {checkpoints / '.old_step_3'} (left by an "
+            "interrupted checkpoint write)") in output, output[-3000:]
     assert (f"skipping {checkpoints / 'step_5'}: incomplete checkpoint (model.safetensors has "
             f"100 bytes, {written} were written)") in output
     assert f"skipping {checkpoints / 'step_4'}: incomplete checkpoint (optimizer.bin is missing)" \

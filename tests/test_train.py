@@ -81,7 +81,8 @@ def test_bad_overrides_fail_before_training(override, message, tmp_path):
 def test_resume_auto_from_a_checkpoint_matches_the_uninterrupted_run(synthetic_ucf101, tmp_path):
     args = ["recipes/train.py", "--config", "recipes/configs/r3d_tiny_rigl.yaml",
             f"data.root={synthetic_ucf101}", "max_steps=6", "batch_size=4", "checkpoint_every=2",
-            "sparsity.update_interval=2", "sparsity.end_fraction=1.0", "eval_at_end=false"]
+            "sparsity.update_interval=2", "sparsity.end_fraction=1.0", "eval_at_end=false",
+            "log_every=1"]
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     proc = run([sys.executable, *args, f"output_dir={full}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -89,9 +90,14 @@ def test_resume_auto_from_a_checkpoint_matches_the_uninterrupted_run(synthetic_u
     # A run that died after its step-4 checkpoint: only that checkpoint is on disk.
     (resumed / "checkpoints").mkdir(parents=True)
     shutil.copytree(full / "checkpoints" / "step_4", resumed / "checkpoints" / "step_4")
+    # Its log went on to step 6 (a run killed after logging, before checkpointing).
+    shutil.copy(full / "metrics.csv", resumed / "metrics.csv")
     proc = run([sys.executable, *args, f"output_dir={resumed}", "resume=auto"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "at step 4" in proc.stdout + proc.stderr
+    logs = [(out / "metrics.csv").read_text().splitlines() for out in (full, resumed)]
+    assert [line.split(",")[0] for line in logs[1]] == ["step", "1", "2", "3", "4", "5", "6"]
+    assert logs[1][:5] == logs[0][:5]  # the rows up to the checkpoint are the stopped run's
     for name in ("model.safetensors", "masks.safetensors"):
         a, b = load_file(str(full / "final" / name)), load_file(str(resumed / "final" / name))
         assert a.keys() == b.keys()

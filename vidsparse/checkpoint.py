@@ -46,13 +46,59 @@ def save_final(
                   str(tmp / "masks.safetensors"))
         (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         (tmp / "sparsity.json").write_text(json.dumps(stats or {}, indent=2))
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
+        replace_dir(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def replace_dir(tmp: str | os.PathLike, directory: str | os.PathLike) -> None:
+    """Put the complete directory ``tmp`` at ``directory``, on disk before it is in place.
+
+    Every file of ``tmp`` is flushed to disk first. An existing ``directory`` is renamed to
+    ``.old_<name>`` beside it and deleted only once the new one is in place, so a kill at any
+    moment leaves a whole directory, never part of one: the old or the new one under the
+    name, or (between the two renames) the old one as ``.old_<name>``.
+    """
+    tmp, directory = Path(tmp), Path(directory)
+    fsync_tree(tmp)
+    old = directory.with_name(f".old_{directory.name}")
+    if directory.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    _fsync_dir(directory.parent)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def fsync_tree(directory: str | os.PathLike) -> None:
+    """Flush every file under ``directory``, and the folders that list them, to disk."""
+    directory = Path(directory)
+    folders = [directory]
+    for path in sorted(directory.rglob("*")):
+        if path.is_dir():
+            folders.append(path)
+        elif path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    for folder in folders:
+        _fsync_dir(folder)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems (and Windows) do not flush a directory
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_final(directory: str | os.PathLike, device: str | torch.device = "cpu"):

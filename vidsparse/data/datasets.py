@@ -391,8 +391,8 @@ def kinetics_index(
             f"them. Use split='validate', or annotations that carry labels.")
     classes = kinetics_classes(root)
     label_of = {name: i for i, name in enumerate(classes)}
-    videos = _kinetics_video_dir(Path(root), split)
-    finder = _StemFinder(videos)
+    videos = kinetics_video_dir(Path(root), split)
+    finder = VideoFinder(videos)
     samples, missing = [], []
     for row in rows:
         if row.label not in label_of:
@@ -443,7 +443,9 @@ def _kinetics_names(split: str) -> tuple[str, ...]:
     return KINETICS_SPLITS[split]
 
 
-def _kinetics_video_dir(root: Path, split: str) -> Path:
+def kinetics_video_dir(root: Path, split: str) -> Path:
+    """The folder of ``split``'s videos under a Kinetics ``root`` (``val`` or ``validate``
+    for the validation split); FileNotFoundError naming what was looked for."""
     names = _kinetics_names(split)
     for name in names:
         if (root / name).is_dir():
@@ -467,8 +469,10 @@ def _folder_key(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
-class _StemFinder:
-    """Finds ``<stem>.<video ext>`` in ``root/<label>/`` (any spelling) or ``root/``."""
+class VideoFinder:
+    """Finds ``<stem>.<video ext>`` in ``root/<label>/`` (the label folder matched without
+    case, spaces, underscores, quotes or parentheses) or directly in ``root/``; each folder
+    is listed once. ``find(label, stem)`` returns the path or None."""
 
     def __init__(self, root: Path):
         self.root = root
