@@ -54,6 +54,14 @@ if sharded:
     sys.exit(f"error: accelerate is configured for {sharded[0]}; vidsparse supports DDP (multi-GPU "
              "and multi-node) but not sharded training yet: a mask needs the whole parameter on "
              "every rank. Launch without it (e.g. `accelerate launch --multi_gpu ...`).")
+# Checkpoints of an earlier run in the same place would be mixed with this run's, and a later
+# resume=auto could pick one of theirs.
+stale = sorted((p.name for p in (output_dir / "checkpoints").glob("step_*") if p.is_dir()),
+               key=lambda name: int(name[5:]) if name[5:].isdigit() else -1)
+if cfg["resume"] == "none" and stale:
+    sys.exit(f"error: resume=none but {output_dir / 'checkpoints'} already holds checkpoints of an "
+             f"earlier run ({', '.join(stale)}); continue that run with resume=auto, or start "
+             "over in another output_dir (or after deleting them)")
 # Without cpu=True on a CUDA-less machine, `accelerate launch --multi_gpu` starts processes
 # that each train alone (world size 1). With it they form one gloo process group.
 accelerator = Accelerator(

@@ -78,6 +78,18 @@ def test_bad_overrides_fail_before_training(override, message, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_fresh_run_refuses_an_output_dir_with_an_earlier_runs_checkpoints(tmp_path):
+    checkpoints = tmp_path / "x" / "checkpoints"
+    for step in (10, 2):
+        (checkpoints / f"step_{step}").mkdir(parents=True)
+    proc = run([sys.executable, "recipes/train.py", "--config", "recipes/configs/r3d_tiny_set.yaml",
+                f"output_dir={tmp_path / 'x'}"], timeout=120)
+    assert proc.returncode != 0
+    assert (f"resume=none but {checkpoints} already holds checkpoints of an earlier run "
+            "(step_2, step_10); continue that run with resume=auto") in proc.stderr, proc.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["checkpoints"]  # nothing written
+
+
 def test_resume_auto_from_a_checkpoint_matches_the_uninterrupted_run(synthetic_ucf101, tmp_path):
     args = ["recipes/train.py", "--config", "recipes/configs/r3d_tiny_rigl.yaml",
             f"data.root={synthetic_ucf101}", "max_steps=6", "batch_size=4", "checkpoint_every=2",
