@@ -80,8 +80,11 @@ set_seed(cfg["seed"])
 main = accelerator.is_main_process
 
 # Clip positions and crops come from an RNG keyed on (seed, epoch, index): the same on any
-# number of processes and loader workers.
-train_set = build_dataset({**cfg["data"], "seed": cfg["seed"]}, "train", build_transform(cfg["data"], train=True))
+# number of processes and loader workers. The first process on each machine opens the
+# videos and writes the index cache (vidsparse/data/index.py); the others then read it.
+with accelerator.local_main_process_first():
+    train_set = build_dataset({**cfg["data"], "seed": cfg["seed"]}, "train",
+                              build_transform(cfg["data"], train=True))
 if cfg["model"]["num_classes"] is None:
     cfg["model"]["num_classes"] = train_set.num_classes
 elif cfg["model"]["num_classes"] != train_set.num_classes:
@@ -375,7 +378,8 @@ results = {"steps": step, "world_size": accelerator.num_processes,
            "channels": sparsity.channel_stats(),  # channel mode: alive channels per group
            "engine_steps": sparsity.step_count, "mask_update_steps": mask_update_steps}
 if cfg["eval_at_end"]:
-    test_set = build_dataset(cfg["data"], cfg["data"]["test_split"], build_transform(cfg["data"], train=False))
+    with accelerator.local_main_process_first():
+        test_set = build_dataset(cfg["data"], cfg["data"]["test_split"], build_transform(cfg["data"], train=False))
     test_loader = accelerator.prepare(torch.utils.data.DataLoader(
         test_set, batch_size=cfg["batch_size"], num_workers=cfg["data"]["num_workers"]))
     model.eval()

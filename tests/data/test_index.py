@@ -115,3 +115,25 @@ def test_damaged_index_is_rebuilt(tmp_path, synthetic_kinetics, count_probes):
         ds = Kinetics(root, split="validate")
     assert len(ds) == 3 and sum(count_probes.values()) == 3
     assert json.loads((root / INDEX_FILE).read_text())["version"] == index_module.INDEX_VERSION
+
+
+def test_two_indexing_processes_at_once_keep_each_others_entries(tmp_path, synthetic_kinetics, monkeypatch):
+    # Two ranks (or two splits) index one root at the same time: the second saves while the
+    # first is still probing. The first's save must not drop the second's entries.
+    root = _copy(synthetic_kinetics, tmp_path / "k")
+    videos = sorted(p for p in root.rglob("*.mp4"))
+    first, second = videos[:6], videos[6:]
+    real = index_module.video_info
+    interleaved = []
+
+    def probe(path):
+        if not interleaved:
+            interleaved.append(path)
+            index_videos(root, second, progress=False)  # the other process, start to end
+            assert len(json.loads((root / INDEX_FILE).read_text())["videos"]) == len(second)
+        return real(path)
+
+    monkeypatch.setattr(index_module, "video_info", probe)
+    index_videos(root, first, progress=False)
+    entries = json.loads((root / INDEX_FILE).read_text())["videos"]
+    assert sorted(entries) == sorted(p.relative_to(root).as_posix() for p in videos)

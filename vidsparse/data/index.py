@@ -73,13 +73,16 @@ def index_videos(
             _sort(path, entry, infos, errors)
         else:
             todo.append((path, key, stat))
+    probed: dict[str, dict] = {}
     for path, key, stat in tqdm(todo, desc=f"indexing videos in {root}", unit="video",
                                 disable=not progress or not todo, leave=False):
         entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **_probe(path, stat)}
-        entries[key] = entry
+        probed[key] = entry
         _sort(path, entry, infos, errors)
-    if todo:
-        _save(root, entries)
+    if probed:
+        # Another process (a second rank, a second dataset split) may have saved entries
+        # since we loaded: start from the file as it is now, not as it was.
+        _save(root, {**entries, **_load(root), **probed})
     return infos, errors
 
 
