@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vidsparse.data.datasets import UCF101, Kinetics
 from vidsparse.data.decode import read_video, video_info
 from vidsparse.data.synthetic import (
     MOTIONS,
@@ -214,3 +215,29 @@ def test_scene_does_not_depend_on_the_class():
     a, b = draw_scene(4, seed=1, size=(64, 48)), draw_scene(4, seed=1, size=(64, 48))
     assert np.array_equal(a.background, b.background) and len(a.objects) == len(b.objects)
     assert np.array_equal(render(a, "MoveUp", 2)[0], render(b, "ZoomOut", 2)[0])
+
+
+@pytest.mark.parametrize("layout, pattern", [("ucf101", "UCF-101/*/*.avi"), ("kinetics", "*/*/*.mp4")])
+def test_a_smaller_run_into_the_same_folder_removes_the_earlier_videos_only(tmp_path, layout, pattern):
+    out = tmp_path / "data"
+    make_synthetic(out, layout=layout, classes=3, videos_per_class=4, frames=4, size=(32, 32))
+    first = sorted(out.glob(pattern))
+    assert len(first) == 12
+    keep = first[0].parent / f"my_notes{first[0].suffix}"  # not a name make_synthetic writes
+    keep.write_bytes(b"mine")
+    make_synthetic(out, layout=layout, classes=2, videos_per_class=3, frames=4, size=(32, 32))
+    if layout == "ucf101":
+        listed = {out / "UCF-101" / line.split()[0] for name in ("trainlist01.txt", "testlist01.txt")
+                  for line in (out / "ucfTrainTestlist" / name).read_text().splitlines()}
+        dataset = UCF101(out, split="train")
+    else:
+        listed = set()
+        for split in ("train", "validate"):
+            for row in (out / "annotations" / f"{split}.csv").read_text().splitlines()[1:]:
+                label, video_id, start, end = row.split(",")[:4]
+                listed.add(out / split / label / f"{video_id}_{int(start):06d}_{int(end):06d}.mp4")
+        dataset = Kinetics(out, split="train")
+    assert len(listed) == 6
+    assert set(out.glob(pattern)) - {keep} == listed
+    assert keep.read_bytes() == b"mine"
+    assert dataset.num_classes == 2 and not dataset.skipped

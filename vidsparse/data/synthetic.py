@@ -19,6 +19,7 @@ import csv
 import io
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
@@ -361,7 +362,24 @@ def _write_ucf101(out: Path, names: Sequence[str], videos_per_class: int,
     write_text_atomic(lists / "classInd.txt", [f"{i} {n}" for i, n in enumerate(names, start=1)])
     write_text_atomic(lists / "trainlist01.txt", train)
     write_text_atomic(lists / "testlist01.txt", test)
+    written = {out / "UCF-101" / line.split()[0] for line in [*train, *test]}
+    _remove_stale(out / "UCF-101", "*/*.avi", _UCF101_NAME, written)
     return len(train), len(test)
+
+
+# The names make_synthetic gives its videos; only files so named are ever removed as stale.
+_UCF101_NAME = re.compile(r"^v_[A-Za-z]+_g\d{2}_c\d{2}\.avi$")
+_KINETICS_NAME = re.compile(r"^[A-Za-z0-9_-]{11}_\d{6}_\d{6}\.mp4$")
+
+
+def _remove_stale(root: Path, pattern: str, name: re.Pattern, written: set[Path]) -> None:
+    """Delete videos an earlier make_synthetic run left under ``root`` (a run with more
+    classes or videos) that this run did not write: in a motion's folder, named as this
+    module names videos. Anything else there is left alone."""
+    motions = {*list_motions(), *map(kinetics_label, list_motions())}
+    for path in root.glob(pattern):
+        if path.parent.name in motions and name.match(path.name) and path not in written:
+            path.unlink()
 
 
 # H.264 at a constant quality near the AVI's (about 32 dB on these frames): clean, with room
@@ -400,6 +418,7 @@ def _write_kinetics(out: Path, names: Sequence[str], videos_per_class: int,
     plan = ucf101_groups(videos_per_class)
     header = ["label", "youtube_id", "time_start", "time_end", "split", "is_cc"]
     rows: dict[str, list[list[str]]] = {"train": [], "validate": []}
+    written: set[Path] = set()
     jobs = [(label, name, index) for label, name in enumerate(names)
             for index in range(videos_per_class)]
     for label, name, index in tqdm(jobs, desc="videos", unit="video", disable=not progress):
@@ -408,14 +427,17 @@ def _write_kinetics(out: Path, names: Sequence[str], videos_per_class: int,
         start = int(np.random.default_rng([seed, label, index, 0]).integers(0, 300))
         end = start + KINETICS_CLIP_SECONDS
         text_label = kinetics_label(name)
-        write_video(out / split / text_label / f"{video_id}_{start:06d}_{end:06d}.mp4",
-                    render_video(name, index), fps=fps, options=MP4_OPTIONS)
+        path = out / split / text_label / f"{video_id}_{start:06d}_{end:06d}.mp4"
+        write_video(path, render_video(name, index), fps=fps, options=MP4_OPTIONS)
+        written.add(path)
         rows[split].append([text_label, video_id, str(start), str(end), split, "0"])
     # The annotations last: an interrupted run leaves no CSV pointing at a missing video.
     for split, split_rows in rows.items():
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows([header, *split_rows])
         write_text_atomic(out / "annotations" / f"{split}.csv", buffer.getvalue().splitlines())
+    for split in rows:
+        _remove_stale(out / split, "*/*.mp4", _KINETICS_NAME, written)
     return len(rows["train"]), len(rows["validate"])
 
 
@@ -448,7 +470,9 @@ def make_synthetic(
     ``"kinetics"`` (H.264 MP4 under ``train/`` and ``validate/``, CSV annotations, labels
     such as ``move right``); ``num_test`` then counts the validate split. The same arguments
     write identical frames (before encoding). ``size`` is ``(width, height)``; both must be
-    even (yuv420p).
+    even (yuv420p). Run again into the same ``out`` (with fewer classes or videos), it
+    deletes the videos of the earlier run that are not in the new lists, once the lists are
+    written; files it would not have named are left alone.
     """
     _check_options(layout, classes, videos_per_class, seed, frames, size, fps)
     out = Path(out)
