@@ -130,7 +130,7 @@ def test_an_x3d_bottleneck_group_carries_its_depthwise_conv_norms_and_squeeze_ex
     assert g.consumers == (prefix + "conv_c",)
 
 
-@pytest.mark.parametrize("name", ["r3d_tiny", "x3d_tiny", "r3d_18"])
+@pytest.mark.parametrize("name", ["r3d_tiny", "x3d_tiny", "r3d_18", "i3d_tiny", "r2plus1d_tiny", "slow_tiny"])
 def test_shrink_keeps_the_outputs_when_removed_channels_carry_zeros(name):
     torch.manual_seed(0)
     model = vidsparse.create_model(name, num_classes=4).eval()
