@@ -2,12 +2,14 @@
 
     python benchmarks/bench_channel.py [--models r3d_18,x3d_s] [--sparsities 0.3,0.5,0.7]
 
-For each model and channel sparsity s, every channel group (see vidsparse.sparse.channels)
-loses the share s of its channels with the lowest mean weight magnitude (keeping a multiple
-of 8, as channel-mode training does by default), and :func:`vidsparse.sparse.shrink` builds the narrower dense model. Speed
-depends on the shapes only, so no training is needed here. Prints a markdown table: clips per
-second of each exported model over the dense one (median of interleaved forward passes,
-batch of one clip at the model's input size, torch.no_grad, eval mode).
+For each model, channel sparsity s and grouping (the inner channels of blocks only, as
+``SparsityConfig.channel_residual=False`` by default, and with the residual streams), every
+channel group (see vidsparse.sparse.channels) loses the share s of its channels with the
+lowest mean weight magnitude (keeping a multiple of 8, as channel-mode training does by
+default), and :func:`vidsparse.sparse.shrink` builds the narrower dense model. Speed depends
+on the shapes only, so no training is needed here. Prints a markdown table: clips per second
+of each exported model over the dense one (median of interleaved forward passes, batch of one
+clip at the model's input size, torch.no_grad, eval mode).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ if args.threads:
     torch.set_num_threads(args.threads)
 
 
-def narrowed(model, share: float):
-    groups = find_channel_groups(model)
+def narrowed(model, share: float, residual: bool):
+    groups = find_channel_groups(model, residual=residual)
     alive = {}
     for group in groups:
         scores = channel_scores(model, group)
@@ -46,28 +48,29 @@ def narrowed(model, share: float):
 
 
 print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-print("| model | input (T×H×W) | channel groups | channel sparsity | parameters | speedup (clips/s over dense) |")
-print("|---|---|---|---|---|---|")
+print("| model | input (T×H×W) | residual streams | channel groups | channel sparsity | parameters "
+      "| speedup (clips/s over dense) |")
+print("|---|---|---|---|---|---|---|")
 for name in args.models.split(","):
     torch.manual_seed(0)
     dense = create_model(name, num_classes=400).eval()
     t, h, w = MODELS.meta(name)["input_size"]
     clip = torch.randn(args.batch, 3, t, h, w)
-    variants = {0.0: (dense, None)}
-    for share in (float(s) for s in args.sparsities.split(",")):
-        variants[share] = narrowed(dense, share)
-    times = {share: [] for share in variants}
+    variants = {("dense", 0.0): (dense, [])}
+    for residual in (False, True):
+        for share in (float(s) for s in args.sparsities.split(",")):
+            variants[("kept" if not residual else "narrowed", share)] = narrowed(dense, share, residual)
+    times = {key: [] for key in variants}
     with torch.no_grad():
         for model, _ in variants.values():  # warm up
             model(clip)
         for _ in range(args.repeats):  # interleaved, so drift in machine load hits all alike
-            for share, (model, _) in variants.items():
+            for key, (model, _) in variants.items():
                 start = time.perf_counter()
                 model(clip)
-                times[share].append(time.perf_counter() - start)
-    base = statistics.median(times[0.0])
-    for share, (model, groups) in variants.items():
+                times[key].append(time.perf_counter() - start)
+    base = statistics.median(times[("dense", 0.0)])
+    for (streams, share), (model, groups) in variants.items():
         params = sum(p.numel() for p in model.parameters())
-        n_groups = len(groups) if groups is not None else len(find_channel_groups(dense))
-        print(f"| {name} | {t}×{h}×{w} | {n_groups} | {share:.0%} | {params / 1e6:.2f} M | "
-              f"{base / statistics.median(times[share]):.2f}× |")
+        print(f"| {name} | {t}×{h}×{w} | {streams} | {len(groups)} | {share:.0%} | {params / 1e6:.2f} M | "
+              f"{base / statistics.median(times[(streams, share)]):.2f}× |")

@@ -70,7 +70,7 @@ def test_without_torchvision_vidsparse_imports_and_trains_its_own_models():
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         cfg = vidsparse.SparsityConfig(method="rigl", density=0.5, channel_sparsity=0.5)
         sparsity = vidsparse.DynamicSparsity(model, optimizer, cfg, total_steps=100)
-        assert len(sparsity.channel_groups) == 6  # 3 inner block channels, 3 residual streams
+        assert len(sparsity.channel_groups) == 3  # the inner channels of its 3 blocks
         assert "mc3_18" not in vidsparse.list_models()
         try:
             vidsparse.create_model("r3d_18")

@@ -51,7 +51,7 @@ def test_groups_of_a_hand_built_model():
 
 
 def test_groups_of_the_resnets_are_the_inner_block_channels_and_the_residual_streams():
-    tiny = find_channel_groups(vidsparse.create_model("r3d_tiny", num_classes=3))
+    tiny = find_channel_groups(vidsparse.create_model("r3d_tiny", num_classes=3), residual=True)
     inner = [g for g in tiny if not g.coupled]
     assert [g.producer for g in inner] == ["stages.0.conv1", "stages.1.conv1", "stages.2.conv1"]
     assert [g.consumers for g in inner] == [("stages.0.conv2",), ("stages.1.conv2",), ("stages.2.conv2",)]
@@ -67,7 +67,7 @@ def test_groups_of_the_resnets_are_the_inner_block_channels_and_the_residual_str
     assert s2.producers == ("stages.2.downsample.0", "stages.2.conv2") and s2.consumers == ("fc",)
     assert set(streams) == {"stem.0", "stages.1.downsample.0", "stages.2.downsample.0"}
 
-    r3d = find_channel_groups(vidsparse.create_model("r3d_18", num_classes=3))
+    r3d = find_channel_groups(vidsparse.create_model("r3d_18", num_classes=3), residual=True)
     # Eight BasicBlocks; torchvision wraps each conv in a Sequential with its norm.
     inner = [g for g in r3d if not g.coupled]
     assert len(inner) == 8 and all(g.producer.endswith("conv1.0") for g in inner)
@@ -77,8 +77,8 @@ def test_groups_of_the_resnets_are_the_inner_block_channels_and_the_residual_str
     # Each later stage: the shortcut conv and both blocks' last convs write the stream.
     assert streams[1].producers == ("layer2.0.conv2.0", "layer2.0.downsample.0", "layer2.1.conv2.0")
     assert set(streams[1].consumers) == {"layer2.1.conv1.0", "layer3.0.conv1.0", "layer3.0.downsample.0"}
-    # Without residual coupling only the inner channels are groups.
-    assert find_channel_groups(vidsparse.create_model("r3d_18", num_classes=3), residual=False) == inner
+    # Without residual coupling (the default) only the inner channels are groups.
+    assert find_channel_groups(vidsparse.create_model("r3d_18", num_classes=3)) == inner
 
 
 class Streams(nn.Module):
@@ -106,7 +106,7 @@ class Streams(nn.Module):
 
 
 def test_residual_groups_take_sums_of_producers_only():
-    groups = {g.producer: g for g in find_channel_groups(Streams())}
+    groups = {g.producer: g for g in find_channel_groups(Streams(), residual=True)}
     # kept also reaches self.g, a Linear acting on the clip's last dimension, so a and b are
     # no group; c meets the input, d and e a concatenation, f a constant. Only g's outputs,
     # read by h alone, can go.
@@ -115,7 +115,7 @@ def test_residual_groups_take_sums_of_producers_only():
         def forward(self, x):
             kept = self.a(x) + self.b(x)
             return self.fc(torch.flatten(self.pool(torch.relu(kept)), 1)), self.d(kept)
-    groups = find_channel_groups(Fine())
+    groups = find_channel_groups(Fine(), residual=True)
     assert len(groups) == 1
     assert groups[0].producers == ("a", "b") and set(groups[0].consumers) == {"fc", "d"}
 
@@ -134,7 +134,7 @@ def test_an_x3d_bottleneck_group_carries_its_depthwise_conv_norms_and_squeeze_ex
 def test_shrink_keeps_the_outputs_when_removed_channels_carry_zeros(name):
     torch.manual_seed(0)
     model = vidsparse.create_model(name, num_classes=4).eval()
-    groups = find_channel_groups(model)
+    groups = find_channel_groups(model, residual=True)  # streams: several producers per group
     alive = {}
     with torch.no_grad():
         for g in groups:
@@ -188,7 +188,8 @@ def channel_run(steps=12, channel_sparsity=0.5, method="rigl", density=0.5, name
 
 
 def test_training_removes_the_scheduled_channels_and_keeps_them_empty():
-    model, optimizer, sparsity = channel_run()
+    model, optimizer, sparsity = channel_run(channel_residual=True)
+    assert len(sparsity.channel_groups) == 6  # 3 inner block channels, 3 residual streams
     train(model, sparsity, optimizer, 12)  # updates at 2, 4, 6, 8: the last one reaches 50%
     counts = {t.name: t.mask.numel() for t in sparsity.targets}
     for g in sparsity.channel_groups:
@@ -212,16 +213,20 @@ def test_training_removes_the_scheduled_channels_and_keeps_them_empty():
     assert sparsity.channel_stats()["stages.0.conv1"] == {"channels": 16, "alive": 8}
 
 
-def test_export_is_narrower_and_gives_the_same_outputs():
-    model, optimizer, sparsity = channel_run()
+@pytest.mark.parametrize("residual", [False, True])
+def test_export_is_narrower_and_gives_the_same_outputs(residual):
+    model, optimizer, sparsity = channel_run(channel_residual=residual)
     train(model, sparsity, optimizer, 12)
     model.eval()
     small = sparsity.export().eval()
     assert small.stages[0].conv1.out_channels == 8 and small.stages[0].bn1.num_features == 8
     assert small.stages[0].conv2.in_channels == 8 and small.stages[2].conv1.out_channels == 32
-    # The residual streams narrowed too: the stem, the blocks' outputs, the classifier input.
-    assert small.stem[0].out_channels == small.stages[0].conv2.out_channels == 8
-    assert small.stages[2].downsample[0].out_channels == small.fc.in_features == 32
+    if residual:  # the streams narrowed too: the stem, the blocks' outputs, the classifier input
+        assert small.stem[0].out_channels == small.stages[0].conv2.out_channels == 8
+        assert small.stages[2].downsample[0].out_channels == small.fc.in_features == 32
+    else:
+        assert small.stem[0].out_channels == small.stages[0].conv2.out_channels == 16
+        assert small.stages[2].downsample[0].out_channels == small.fc.in_features == 64
     assert not any(name.endswith("_mask") for name, _ in small.named_buffers())
     x = torch.randn(2, 3, 8, 56, 56)
     with torch.no_grad():
@@ -230,7 +235,8 @@ def test_export_is_narrower_and_gives_the_same_outputs():
 
 def test_a_producer_left_dense_by_filter_fn_still_loses_its_rows():
     # The stem is no sparse target here, yet it writes the first residual stream.
-    model, optimizer, sparsity = channel_run(filter_fn=lambda module, name: name != "stem.0")
+    model, optimizer, sparsity = channel_run(filter_fn=lambda module, name: name != "stem.0",
+                                             channel_residual=True)
     assert "stem.0.weight" not in sparsity.masks
     train(model, sparsity, optimizer, 12)
     gone = ~sparsity.alive["stem.0"]
@@ -243,8 +249,8 @@ def test_a_producer_left_dense_by_filter_fn_still_loses_its_rows():
         assert torch.allclose(model(x), small(x), atol=1e-5)
 
 
-def test_channel_residual_false_keeps_the_streams():
-    model, optimizer, sparsity = channel_run(channel_residual=False)
+def test_by_default_channel_mode_keeps_the_residual_streams():
+    model, optimizer, sparsity = channel_run()
     assert sorted(sparsity.alive) == ["stages.0.conv1", "stages.1.conv1", "stages.2.conv1"]
     with pytest.raises(ValueError, match="channel_residual must be true or false"):
         SparsityConfig(method="rigl", channel_sparsity=0.5, channel_residual="yes")
@@ -253,7 +259,7 @@ def test_channel_residual_false_keeps_the_streams():
 def test_an_x3d_trained_in_channel_mode_exports_to_the_same_outputs():
     # Depthwise convolutions and squeeze-excitation sit inside its groups.
     model, optimizer, sparsity = channel_run(name="x3d_tiny", channel_sparsity=0.3, method="set",
-                                             channel_multiple=1)
+                                             channel_multiple=1, channel_residual=True)
     train(model, sparsity, optimizer, 12, size=(8, 56, 56))
     assert all(int((~a).sum()) == round(0.3 * a.numel()) for a in sparsity.alive.values())
     for g in sparsity.channel_groups:  # the channels carry exact zeros past every norm
@@ -269,12 +275,12 @@ def test_an_x3d_trained_in_channel_mode_exports_to_the_same_outputs():
 
 
 def test_channel_removal_is_deterministic_and_resumes_from_state_dict():
-    a = channel_run()
+    a = channel_run(channel_residual=True)
     train(a[0], a[2], a[1], 12)
-    b = channel_run()
+    b = channel_run(channel_residual=True)
     train(b[0], b[2], b[1], 5)
     state = b[2].state_dict()
-    c = channel_run()
+    c = channel_run(channel_residual=True)
     c[0].load_state_dict(b[0].state_dict())
     c[1].load_state_dict(b[1].state_dict())
     c[2].load_state_dict(state)

@@ -6,10 +6,10 @@ everything that reads it treats channels one by one until it reaches layers that
     conv_a -> BatchNorm -> ReLU -> [depthwise conv -> BatchNorm -> SE -> SiLU] -> conv_c
     fc1 -> GELU -> Dropout -> fc2
 
-and, through residual additions, when every layer that writes into the sum drops the same
-channels: in a ResNet stage the stem (or the downsampling shortcut) and the last conv of
-every block write the residual stream, and the first conv of every block (and the next
-stage's shortcut) read it.
+and, through residual additions (``residual=True``), when every layer that writes into the
+sum drops the same channels: in a ResNet stage the stem (or the downsampling shortcut) and
+the last conv of every block write the residual stream, and the first conv of every block
+(and the next stage's shortcut) read it.
 
 ``find_channel_groups`` traces the model with torch.fx and collects such channels into
 :class:`ChannelGroup` s. Channels that reach a concatenation, a reshape, the model's input or
@@ -115,15 +115,15 @@ def _is_depthwise(module: nn.Module, channels: int) -> bool:
     return isinstance(module, _CONV) and module.groups == module.in_channels == module.out_channels == channels
 
 
-def find_channel_groups(model: nn.Module, residual: bool = True) -> list[ChannelGroup]:
+def find_channel_groups(model: nn.Module, residual: bool = False) -> list[ChannelGroup]:
     """Every :class:`ChannelGroup` of ``model``, in the order of their first producer.
 
     Tensors that carry the same channels (a layer's output, its norm, its activation, and,
     with ``residual``, every tensor summed with it) form one class; a class becomes a group
     when Conv/Linear layers produce it and read it, and nothing else that fixes its channels
     (the model's input or output, a concatenation, a reshape, an unknown operation) touches
-    it. ``residual=False`` leaves residual streams alone: only channels that meet no
-    addition can go, as in the inner channels of a ResNet block.
+    it. With ``residual=False`` (default) residual streams stay whole: only channels that
+    meet no addition can go, as in the inner channels of a ResNet block.
 
     A model torch.fx cannot trace raises ``ValueError``; a layer with weights called more
     than once is never part of a group (its channels would be cut for every call).

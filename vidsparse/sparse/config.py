@@ -53,8 +53,8 @@ class SparsityConfig:
             method (static, set, rigl, mest_r, mest_g); ``None`` (default) = unstructured.
         channel_sparsity: fraction of the removable output channels (those of a
             :class:`vidsparse.sparse.channels.ChannelGroup`: the inner channels of residual
-            blocks, the residual streams, the hidden units of MLPs) taken out whole by the
-            end of training, in the
+            blocks, the hidden units of MLPs, with ``channel_residual`` the residual streams)
+            taken out whole by the end of training, in the
             spirit of Chase (Yin et al. 2023). At each mask update, on the cubic schedule, every
             group loses its channels of lowest mean weight magnitude (pruned weights counting as
             zero); their weights leave the mask for good and the freed budget regrows in the
@@ -65,8 +65,10 @@ class SparsityConfig:
             (removing fewer where needed; groups narrower than it are exempt), since
             convolution kernels run on blocks of 8 or 16 channels. 1 = exact shares.
         channel_residual: channel mode also removes channels of residual streams (every
-            layer writing into a sum drops the same ones); False keeps the streams whole and
-            removes only channels that meet no addition (the inner channels of blocks).
+            layer writing into a sum drops the same ones, so whole stages narrow: faster,
+            but a channel sparsity s then leaves a layer (1 - s)**2 of its weights, below
+            ``density`` once that is smaller). False (default) removes only channels that
+            meet no addition (the inner channels of blocks, MLP hidden units).
 
     Example:
         >>> cfg = vidsparse.SparsityConfig(method="rigl", sparsity=0.5, distribution="erk",
@@ -98,7 +100,7 @@ class SparsityConfig:
     nm: list[int] | None = None
     channel_sparsity: float = 0.0
     channel_multiple: int = 8
-    channel_residual: bool = True
+    channel_residual: bool = False
 
     def __post_init__(self):
         UPDATERS.get(self.method)
