@@ -20,6 +20,7 @@ all the models.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -166,7 +167,9 @@ def evaluate(
         seed = read_manifest(corrupted).get("settings", {}).get("seed")
 
     transform = build_transform(data_cfg, train=False)
-    clean = build_dataset(data_cfg, data_cfg.get("test_split", "test"), transform)
+    # The first process on each machine indexes the videos and writes the cache the others read.
+    with accelerator.local_main_process_first() if accelerator is not None else contextlib.nullcontext():
+        clean = build_dataset(data_cfg, data_cfg.get("test_split", "test"), transform)
     check_num_classes(loaded, clean, data_root)
     videos = [relative_path(path, data_root) for path, _ in clean.samples]
     keep = subset_indices(len(videos), limit)
