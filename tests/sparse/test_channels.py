@@ -128,6 +128,15 @@ def test_an_x3d_bottleneck_group_carries_its_depthwise_conv_norms_and_squeeze_ex
     assert set(g.norms) == {prefix + "norm_a", prefix + "norm_b.0"}
     assert g.gates == ((prefix + "norm_b.1", prefix + "norm_b.1.block.0", prefix + "norm_b.1.block.2"),)
     assert g.consumers == (prefix + "conv_c",)
+    # The head's 2048 features reach its Linear through a permute that puts channels last.
+    assert groups["blocks.5.pool.post_conv"].consumers == ("blocks.5.proj",)
+
+
+def test_the_last_stream_of_a_pytorchvideo_resnet_reaches_its_head_through_a_permute():
+    groups = find_channel_groups(vidsparse.create_model("slow_tiny", num_classes=3), residual=True)
+    last = [g for g in groups if "blocks.5.proj" in g.consumers]
+    assert len(last) == 1 and last[0].producer == "blocks.4.res_blocks.0.branch1_conv"
+    assert len(last[0].producers) == 4  # the shortcut and three blocks write the stream
 
 
 @pytest.mark.parametrize("name", ["r3d_tiny", "x3d_tiny", "r3d_18", "i3d_tiny", "r2plus1d_tiny", "slow_tiny"])

@@ -238,6 +238,9 @@ class _ChannelClasses:
         elif alone and target in (torch.flatten, "flatten") and self._flattens_channels(node):
             self._join(node, x, ("conv",))
             self.layout[node] = "flat"
+        elif alone and target in (torch.permute, "permute") and self._moves_channels_last(node):
+            self._join(node, x, ("conv",))  # pytorchvideo's heads, before their Linear
+            self.layout[node] = "linear"
         elif residual and target in _ADD and len(node.args) == 2 and not node.kwargs \
                 and all(isinstance(a, torch.fx.Node) for a in node.args):
             a, b = node.args
@@ -254,6 +257,14 @@ class _ChannelClasses:
         start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
         end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
         return start == 1 and end == -1 and self._pooled_to_one(node.args[0])
+
+    @staticmethod
+    def _moves_channels_last(node: torch.fx.Node) -> bool:
+        """``x.permute(0, 2, ..., n - 1, 1)``: channels from dimension 1 to the last."""
+        dims = node.args[1:] if len(node.args) > 2 else node.args[1] if len(node.args) == 2 \
+            else node.kwargs.get("dims", ())
+        dims = tuple(dims) if isinstance(dims, (tuple, list)) else ()
+        return len(dims) >= 3 and dims == (0, *range(2, len(dims)), 1)
 
     def _pooled_to_one(self, node: torch.fx.Node) -> bool:
         if node.op != "call_module":
