@@ -47,6 +47,7 @@ sys.path.insert(0, str(HERE))
 from bench_memory import measure, measure_in_subprocess, table  # noqa: E402  (a script beside this one)
 
 from vidsparse import DynamicSparsity, SparsityConfig, create_model  # noqa: E402
+from vidsparse.files import atomic_write  # noqa: E402
 
 
 def default_out() -> Path:
@@ -206,9 +207,8 @@ def header() -> str:
 
 def write(parts: list[str]) -> None:
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    tmp.write_text("\n".join(parts) + "\n")
-    os.replace(tmp, out_path)
+    with atomic_write(out_path, "w") as f:  # a kill mid-write leaves the previous results
+        f.write("\n".join(parts) + "\n")
 
 
 parts = [header()]

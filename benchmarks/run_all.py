@@ -20,13 +20,15 @@ import platform
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine_info import cpu_model  # noqa: E402  (a module beside this script)
+# The repository root, as the benchmarks get it through PYTHONPATH: vidsparse need not be installed.
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+from vidsparse.files import atomic_write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results.md"
@@ -137,14 +139,9 @@ def render(results: list[Result], started: datetime.datetime, total: float) -> s
 
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    # The mode a plain open() gives (mkstemp's would be private to the owner).
+    with atomic_write(path, "w", suffix=".tmp") as f:
+        f.write(text)
 
 
 def run_all(benchmarks: list[Benchmark], out: Path, python: str = sys.executable,

@@ -53,7 +53,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -64,6 +63,7 @@ from vidsparse.data.datasets import (UCF101_LISTS, UCF101_VIDEOS, DatasetFormatE
                                      kinetics_video_dir, ucf101_classes, ucf101_index)
 from vidsparse.data.datasets import detect_layout as _detect_layout
 from vidsparse.data.index import index_videos
+from vidsparse.files import make_temp_dir
 
 MANIFEST = "subset_manifest.json"
 LIST_NAME = re.compile(r"^(train|test)list(\d+)\.txt$")
@@ -387,7 +387,7 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, num_classes: int
     except (DatasetFormatError, FileNotFoundError) as err:
         raise SubsetError(f"{layout} layout: {err}") from None
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
+    tmp = make_temp_dir(dst.parent, f".{dst.name}.partial-")  # umask mode, unlike mkdtemp
     try:
         for relative, text in plan.files.items():
             (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -407,7 +407,6 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, num_classes: int
             "split_counts": plan.counts, **plan.extra,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
         if dst.exists():
             dst.rmdir()  # empty, checked above
         tmp.rename(dst)
@@ -415,12 +414,6 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, num_classes: int
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -32,6 +32,7 @@ from vidsparse import DynamicSparsity, create_model
 from vidsparse.checkpoint import replace_dir, save_final
 from vidsparse.config import ConfigError, load_config, sparsity_config
 from vidsparse.data import build_dataset, build_transform
+from vidsparse.files import atomic_write, reset_mode
 from vidsparse.robustness.evaluate import clip_scores
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -127,6 +128,11 @@ scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
 
 # Sparsify before prepare (DESIGN.md): masks are drawn from the seed, identical on every rank.
 sparsity = DynamicSparsity(model, optimizer, sparsity_config(cfg), total_steps=max_steps)
+layout = sparsity.summary()
+if layout["layers"]:  # where the sparsity sits: ERK keeps many small layers dense
+    accelerator.print(f"{layout['method']}: density {layout['density']:.4f} over {layout['layers']} "
+                      f"prunable weights, {layout['dense_layers']} of them dense "
+                      f"({cfg['sparsity']['distribution']})")
 
 model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
 accelerator.register_for_checkpointing(sparsity)
@@ -201,6 +207,8 @@ def save_checkpoint(step: int) -> None:
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if main:
+        for path in tmp.rglob("*.safetensors"):
+            reset_mode(path)  # safetensors >= 0.8 writes 0600; the rest follows the umask
         files = {p.relative_to(tmp).as_posix(): p.stat().st_size
                  for p in sorted(tmp.rglob("*")) if p.is_file()}
         (tmp / POSITION).write_text(json.dumps(
@@ -262,12 +270,11 @@ if main:
         with open(log_path, newline="") as f:
             kept_rows = [row for row in csv.DictReader(f)
                          if row.get("step", "").isdigit() and int(row["step"]) <= start_step]
-    tmp_log = log_path.with_name(f".{log_path.name}.tmp")
-    with open(tmp_log, "w", newline="") as f:
+    # Through a temporary name: a kill mid-write keeps the stopped run's rows for the next try.
+    with atomic_write(log_path, "w", newline="") as f:
         writer = csv.DictWriter(f, log_fields, extrasaction="ignore", restval="")
         writer.writeheader()
         writer.writerows(kept_rows)
-    os.replace(tmp_log, log_path)
 
 steps_per_epoch = len(train_loader) // cfg["grad_accum_steps"]
 step = start_step
@@ -376,6 +383,7 @@ results = {"steps": step, "world_size": accelerator.num_processes,
            "skipped_videos": {"train": len(train_set.skipped)},
            "all_zero_layers": all_zero_layers,
            "channels": sparsity.channel_stats(),  # channel mode: alive channels per group
+           "layout": sparsity.summary(),  # prunable layers, how many dense, density
            "engine_steps": sparsity.step_count, "mask_update_steps": mask_update_steps}
 if cfg["eval_at_end"]:
     with accelerator.local_main_process_first():

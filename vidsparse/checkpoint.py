@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
+
+from vidsparse.files import make_temp_dir, reset_mode
 
 MASK_SUFFIX = "_mask"
 
@@ -34,16 +35,22 @@ def save_final(
     masks: dict[str, torch.Tensor] | None = None,
     stats: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``directory`` atomically (a temporary sibling directory, then rename)."""
+    """Write ``directory`` atomically (a temporary sibling directory, then rename).
+
+    The directory and its files get the modes ``mkdir`` and ``open()`` give (the umask's),
+    so that a group-shared output folder stays shared.
+    """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    tmp = make_temp_dir(directory.parent, f".{directory.name}.")  # umask mode, unlike mkdtemp
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
                  if not k.endswith(MASK_SUFFIX)}
         save_file(state, str(tmp / "model.safetensors"))
         save_file({k: v.detach().cpu().to(torch.bool).contiguous() for k, v in (masks or {}).items()},
                   str(tmp / "masks.safetensors"))
+        for name in ("model.safetensors", "masks.safetensors"):
+            reset_mode(tmp / name)  # safetensors >= 0.8 writes 0600; a checkpoint is shared
         (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         (tmp / "sparsity.json").write_text(json.dumps(stats or {}, indent=2))
         replace_dir(tmp, directory)

@@ -33,6 +33,7 @@ import numpy as np
 
 from vidsparse.corruptions.registry import CORRUPTIONS, SEVERITIES, corrupt, list_corruptions, \
     source_name, video_seed
+from vidsparse.files import atomic_write
 
 MANIFEST = "manifest.json"
 # How the corrupted frames are stored: FFV1 is lossless (the stored frames are exactly the
@@ -48,7 +49,8 @@ EVALUATION_SPLITS = {"ucf101": "test", "kinetics": "validate", "folder": "test"}
 # copy is written as Matroska, which holds any codec; the Kinetics and folder loaders find
 # videos by name whatever their extension.
 FALLBACK_SUFFIX = ".mkv"
-# The names write_video and write_atomic give files being written (tempfile's 8 characters).
+# The names write_video and write_atomic give files being written (vidsparse.files: 8
+# characters of [a-z0-9_], as tempfile's).
 TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?")
 MANIFEST_EVERY_S = 5.0  # an interrupted run loses at most this much of its bookkeeping
 
@@ -508,14 +510,8 @@ def sha256_file(path: Path) -> str:
 
 def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:  # the mode open() gives: a corrupted copy is for sharing
+        f.write(data)
 
 
 def load_manifest(dst: Path) -> dict[str, dict]:

@@ -7,13 +7,14 @@ and decord (x86_64 Linux wheels only). Both return uint8 ``T x H x W x C`` RGB a
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from vidsparse.files import atomic_path
 
 BACKENDS = ("pyav", "decord")
 
@@ -239,10 +240,9 @@ def write_video(
     if codec is None:
         raise ValueError(f"write_video({path}): no default codec for {path.suffix!r}; pass codec=")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        with av.open(tmp, mode="w") as container:
+    # The extension stays last: PyAV picks the container format from it.
+    with atomic_path(path, prefix=f".{path.stem}.", suffix=path.suffix) as tmp:
+        with av.open(str(tmp), mode="w") as container:
             stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height = frames.shape[2], frames.shape[1]
             stream.pix_fmt = pix_fmt
@@ -253,10 +253,6 @@ def write_video(
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from tqdm.auto import tqdm
 
 from vidsparse.data.decode import VideoInfo, read_frames, video_info
+from vidsparse.files import atomic_write
 
 INDEX_FILE = ".vidsparse_index.json"
 INDEX_VERSION = 2  # 2: a video counts as usable only if its last frame decodes
@@ -146,18 +146,6 @@ def _save(root: Path, entries: dict[str, dict]) -> Path | None:
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a dataset is shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    # The mode a plain open() gives: a dataset's index is shared by the group.
+    with atomic_write(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +12,44 @@ from vidsparse.sparse.schedules import DECAYS
 from vidsparse.sparse.updaters import UPDATERS
 
 SYNC_MODES = ("broadcast", "verify", "none")
+
+
+
+class OptionTypeError(TypeError, ValueError):
+    """An option of the wrong type. A ValueError too, so code that reports bad option
+    values (the recipes' config loader) reports these the same way."""
+
+
+_NUMBER = (numbers.Real,)
+_INT = (numbers.Integral,)
+# (field, accepted types, how the error names them); bool is accepted only where listed.
+_FIELD_TYPES = [
+    ("method", str, "a method name (str)"),
+    ("density", _NUMBER, "a number in (0, 1]"),
+    ("sparsity", _NUMBER, "a number in [0, 1)"),
+    ("distribution", str, "a distribution name (str)"),
+    ("update_interval", _INT, "a whole number of optimizer steps (int >= 1)"),
+    ("drop_fraction", _NUMBER, "a number in [0, 1]"),
+    ("start_step", _INT, "an optimizer step (int >= 0)"),
+    ("end_step", _INT, "an optimizer step (int) or None"),
+    ("end_fraction", _NUMBER, "a number in (0, 1]"),
+    ("decay", str, "a decay name (str)"),
+    ("seed", _INT, "an int"),
+    ("erk_power_scale", _NUMBER, "a number >= 0"),
+    ("keep_first_dense", bool, "true or false"),
+    ("keep_last_dense", bool, "true or false"),
+    ("dense_layers", (list, tuple), "a list of glob patterns"),
+    ("layer_density", dict, "a mapping {glob pattern: density}"),
+    ("init_density", _NUMBER, "a number in (0, 1] or None"),
+    ("mest_lambda", _NUMBER, "a number >= 0"),
+    ("mest_overshoot", _NUMBER, "a number in [0, 1]"),
+    ("sync", str, f"one of {SYNC_MODES}"),
+    ("nm", (list, tuple), "[N, M] or None"),
+    ("channel_sparsity", _NUMBER, "a number in [0, 1)"),
+    ("channel_multiple", _INT, "an int >= 1"),
+    ("channel_residual", bool, "true or false"),
+]
+_OPTIONAL = {"density", "sparsity", "end_step", "init_density", "nm"}
 
 
 @dataclass
@@ -103,6 +143,7 @@ class SparsityConfig:
     channel_residual: bool = False
 
     def __post_init__(self):
+        self._check_types()
         UPDATERS.get(self.method)
         DISTRIBUTIONS.get(self.distribution)
         DECAYS.get(self.decay)
@@ -126,6 +167,20 @@ class SparsityConfig:
         if self.init_density is not None and self.init_density < self.density:
             raise ValueError(f"SparsityConfig.init_density ({self.init_density}) must be >= the "
                              f"target density ({self.density}): gradual methods only prune")
+        if self.update_interval < 1:
+            raise ValueError(f"SparsityConfig.update_interval must be >= 1 optimizer step, "
+                             f"got {self.update_interval}")
+        if not 0.0 <= self.drop_fraction <= 1.0:
+            raise ValueError(f"SparsityConfig.drop_fraction must be in [0, 1], got {self.drop_fraction}")
+        if self.start_step < 0:
+            raise ValueError(f"SparsityConfig.start_step must be >= 0, got {self.start_step}")
+        if self.end_step is not None and self.end_step <= self.start_step:
+            raise ValueError(f"SparsityConfig.end_step ({self.end_step}) must be after start_step "
+                             f"({self.start_step})")
+        if self.erk_power_scale < 0:
+            raise ValueError(f"SparsityConfig.erk_power_scale must be >= 0, got {self.erk_power_scale}")
+        if self.mest_lambda < 0:
+            raise ValueError(f"SparsityConfig.mest_lambda must be >= 0, got {self.mest_lambda}")
         if not 0.0 < float(self.end_fraction) <= 1.0:
             raise ValueError(f"SparsityConfig.end_fraction must be in (0, 1], got {self.end_fraction}")
         if not 0.0 <= float(self.mest_overshoot) <= 1.0:
@@ -160,6 +215,35 @@ class SparsityConfig:
                 raise ValueError("SparsityConfig.channel_sparsity and nm cannot be combined yet")
         self.dense_layers = list(self.dense_layers)
         self.layer_density = {str(k): float(v) for k, v in dict(self.layer_density).items()}
+
+    def _check_types(self) -> None:
+        """Every field has the type its default has: a YAML typo (``update_interval: '2'``,
+        ``dense_layers: fc.*`` without the list) is an error naming the option, not a
+        silently different run (a string of patterns would be read letter by letter)."""
+        for name, kinds, what in _FIELD_TYPES:
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            # bool is an int in Python; a flag where a number belongs is a mistake.
+            kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+            if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+                raise OptionTypeError(f"SparsityConfig.{name} must be {what}, got {value!r} "
+                                f"({type(value).__name__})")
+            if kinds == _INT:
+                setattr(self, name, int(value))  # numpy integers become plain ints
+        if not all(isinstance(p, str) for p in self.dense_layers):
+            raise OptionTypeError(f"SparsityConfig.dense_layers must be a list of glob patterns (str), "
+                            f"got {self.dense_layers!r}")
+        for pattern, density in self.layer_density.items():
+            if not isinstance(pattern, str) or isinstance(density, bool) \
+                    or not isinstance(density, (int, float)):
+                raise OptionTypeError("SparsityConfig.layer_density must map glob patterns (str) to "
+                                f"densities (float), got {pattern!r}: {density!r}")
+        for name in ("density", "sparsity", "drop_fraction", "end_fraction", "erk_power_scale",
+                     "mest_lambda", "mest_overshoot", "channel_sparsity", "init_density"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"SparsityConfig.{name} must be a finite number, got {value!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SparsityConfig":

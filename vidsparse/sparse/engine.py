@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import math
+import numbers
+import weakref
 import warnings
 from dataclasses import asdict
 from typing import Any
@@ -134,6 +137,12 @@ class DynamicSparsity:
     the AMP scaler skipped, does not advance the schedule. Build it before
     ``accelerator.prepare``; masks are buffers that DDP is told not to broadcast.
 
+    Misuse is reported, not trained through: a ``dense_layers``/``layer_density`` pattern that
+    matches nothing and an optimizer that lacks a masked weight raise here; an optimizer
+    rebuilt later raises at the next ``step()`` (see :meth:`attach_optimizer`); the wrong loop
+    order warns once. Model weights may be loaded before or after building the engine
+    (see :meth:`load_state_dict`).
+
     Args:
         model: the model; its Conv/Linear/attention weights become masked.
         optimizer: its optimizer (an Accelerate wrapper is unwrapped).
@@ -150,8 +159,15 @@ class DynamicSparsity:
         total_steps: int,
         filter_fn: FilterFn | None = None,
     ):
-        if total_steps < 1:
-            raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+        if not isinstance(config, SparsityConfig):
+            hint = (" (build it with SparsityConfig(**options) or SparsityConfig.from_dict(options))"
+                    if isinstance(config, dict) else "")
+            raise TypeError(f"DynamicSparsity: config must be a SparsityConfig, got "
+                            f"{type(config).__name__}{hint}")
+        if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral) \
+                or total_steps < 1:
+            raise ValueError(f"DynamicSparsity: total_steps must be the planned number of optimizer "
+                             f"steps, an int >= 1; got {total_steps!r}")
         self.model = _unwrap_model(model)
         self.optimizer = _unwrap_optimizer(optimizer)
         if not isinstance(self.optimizer, torch.optim.Optimizer):
@@ -173,7 +189,7 @@ class DynamicSparsity:
         self.step_count = 0  # optimizer steps seen by step()
         self._optimizer_steps = 0  # optimizer steps that really ran (hook)
         self._seen_optimizer_steps = 0
-        self._hook = self.optimizer.register_step_post_hook(self._on_optimizer_step)
+        self._hook = None
         self.targets: list[PrunableTarget] = []
         self.target_counts: dict[str, int] = {}  # per layer, the final target
         self._ever_active: dict[str, torch.Tensor] = {}
@@ -185,11 +201,19 @@ class DynamicSparsity:
         self.alive: dict[str, torch.Tensor] = {}  # producer name -> bool per channel, kept
         self._channel_dims: dict[str, list[tuple[ChannelGroup, int]]] = {}
         self._unmasked_producers: dict[str, tuple[str, ...]] = {}  # group -> producers without a mask
+        # Weights the initial mask zeroed in layers that already looked sparse (loaded from a
+        # DST checkpoint): put back if sparsity.load_state_dict follows before any step.
+        self._stash: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._grad_at_step = None  # (target index, weakref to its .grad, its version) at the last step
+        self._weight_versions: list[int] = []
+        self._warned_order = False
         if self.updater.sparse:
             self.targets = find_prunable(self.model, filter_fn)
             if not self.targets:
                 raise ValueError("DynamicSparsity found no prunable layer (Conv/Linear/attention) "
                                  "in the model" + (" that filter_fn accepts" if filter_fn else ""))
+            self._check_patterns(filter_fn is not None)
+            self._check_optimizer_holds_targets(self.optimizer)
             self.nm_layers = self._find_nm_layers()
             self._init_channel_groups()
             self.target_counts = self._counts(config.density)
@@ -199,8 +223,61 @@ class DynamicSparsity:
             ignore = set(getattr(self.model, "_ddp_params_and_buffers_to_ignore", []))
             ignore.update(t.mask_full_name for t in self.targets)
             self.model._ddp_params_and_buffers_to_ignore = sorted(ignore)
+            self._record_weight_versions()
+        self._hook = self.optimizer.register_step_post_hook(self._on_optimizer_step)
 
     # ------------------------------------------------------------------ setup
+    def _check_patterns(self, filtered: bool) -> None:
+        """A ``dense_layers`` or ``layer_density`` pattern that matches no prunable layer is
+        almost always a typo; without this check the run would silently train those layers
+        at the distribution's density."""
+        names = [t.name for t in self.targets]
+        for option, patterns in (("dense_layers", self.config.dense_layers),
+                                 ("layer_density", list(self.config.layer_density))):
+            for pattern in patterns:
+                if any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                    continue
+                near = difflib.get_close_matches(pattern, names, n=5, cutoff=0.4)
+                module_names = {n.rsplit(".", 1)[0] for n in names}
+                hint = ""
+                if pattern in module_names or any(fnmatch.fnmatchcase(m, pattern) for m in module_names):
+                    hint = f"; patterns match parameter names: try {pattern + '.*'!r}"
+                raise ValueError(
+                    f"SparsityConfig.{option} pattern {pattern!r} matches no prunable layer"
+                    + (" that filter_fn accepts" if filtered else "") + hint
+                    + f"; nearest names: {near or names[:5]} ({len(names)} prunable weights, "
+                    "names as in model.named_parameters())")
+
+    def _check_optimizer_holds_targets(self, optimizer: torch.optim.Optimizer) -> None:
+        """Every masked weight must be one the optimizer steps: the step hook is how the
+        engine counts steps, and a weight no optimizer moves cannot be regrown usefully."""
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        outside = [t.name for t in self.targets if id(t.param) not in held]
+        if outside:
+            raise ValueError(f"DynamicSparsity: {len(outside)} prunable weight(s) are not in the "
+                             f"optimizer's param groups (first: {outside[:3]}); build the optimizer "
+                             "over model.parameters() before DynamicSparsity, or leave those "
+                             "layers out with filter_fn")
+
+    def attach_optimizer(self, optimizer) -> None:
+        """Follow a new optimizer (one rebuilt after the engine, e.g. for a new learning-rate
+        phase): the step hook moves to it; the schedule and masks carry on.
+
+        Example:
+            >>> optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            >>> sparsity.attach_optimizer(optimizer)
+        """
+        inner = _unwrap_optimizer(optimizer)
+        if not isinstance(inner, torch.optim.Optimizer):
+            raise TypeError(f"attach_optimizer needs a torch.optim.Optimizer, got {type(optimizer)}")
+        self._check_optimizer_holds_targets(inner)
+        if self._hook is not None:
+            self._hook.remove()
+        self.optimizer = inner
+        self._optimizer_steps = self._seen_optimizer_steps = 0
+        self._hook = self.optimizer.register_step_post_hook(self._on_optimizer_step)
+        self._record_weight_versions()
+
     def _fixed_densities(self) -> dict[str, float]:
         """Layers whose density does not come from the distribution."""
         cfg, fixed = self.config, {}
@@ -288,12 +365,41 @@ class DynamicSparsity:
                 mask = nm_random_mask(target.param.shape, *self.config.nm, generator)
             else:
                 mask = random_mask(target.param.shape, counts[target.name], generator)
+            self._stash_if_loaded(target, mask)
             set_mask_(target, mask)
             self._ever_active[target.name] = pack_bits(target.mask)
             self._last_changed[target.name] = 0.0
 
+    @torch.no_grad()
+    def _stash_if_loaded(self, target: PrunableTarget, mask: torch.Tensor) -> None:
+        """Keep the weights the initial mask is about to zero, if the layer already holds at
+        least as many exact zeros as that mask prunes: the weights were then most likely loaded
+        from a sparse run, and ``load_state_dict`` (resuming in the order model weights,
+        engine, engine state) puts them back. A freshly initialised layer has no exact
+        zeros, so training from scratch keeps nothing."""
+        weight = target.param.detach()
+        pruned = weight.numel() - int(mask.count_nonzero())
+        if pruned == 0 or weight.numel() - int(weight.count_nonzero()) < pruned:
+            return
+        off = ~mask.to(weight.device)
+        self._stash[target.name] = (off.cpu(), weight[off].cpu())
+
+    def _record_weight_versions(self) -> None:
+        # In-place changes bump a tensor's version counter: how step() tells that something
+        # other than the hooked optimizer moved the weights.
+        self._weight_versions = [t.param._version for t in self.targets]
+
     def _on_optimizer_step(self, optimizer, args, kwargs) -> None:
         self._optimizer_steps += 1
+        self._stash = {}  # the weights moved on: nothing left to put back
+        # Remember one gradient as the optimizer left it; step() checks that it is still the
+        # same tensor, unchanged, i.e. that no zero_grad or backward ran in between.
+        self._grad_at_step = None
+        for index, target in enumerate(self.targets):
+            grad = target.param.grad
+            if grad is not None:
+                self._grad_at_step = (index, weakref.ref(grad), grad._version)
+                break
 
     # ------------------------------------------------------------------ public
     @property
@@ -344,13 +450,23 @@ class DynamicSparsity:
                         value.mul_(keep)
 
     def step(self) -> bool:
-        """Re-apply masks and, at update steps, prune and regrow. Returns True if masks changed."""
+        """Re-apply masks and, at update steps, prune and regrow. Returns True if masks changed.
+
+        Raises ``RuntimeError`` if the weights moved although the optimizer the engine follows
+        did not step (an optimizer rebuilt after the engine: see :meth:`attach_optimizer`);
+        warns once if gradients changed between ``optimizer.step()`` and this call (the loop
+        order is wrong).
+        """
         if self._optimizer_steps == self._seen_optimizer_steps:
-            return False  # no real optimizer step since the last call (accumulation, AMP skip)
+            # No real optimizer step since the last call (accumulation, AMP skip) - unless
+            # another optimizer moved the weights behind the hook.
+            self._check_weights_unmoved()
+            return False
         self.step_count += self._optimizer_steps - self._seen_optimizer_steps
         self._seen_optimizer_steps = self._optimizer_steps
         if not self.targets:
             return False
+        self._check_order()
         self.apply_masks_(state=False)
         changed = False
         if self._prune_back_step is not None and self.step_count >= self._prune_back_step:
@@ -361,7 +477,41 @@ class DynamicSparsity:
             changed = True
         if changed:
             self._synchronise()
+        self._record_weight_versions()
         return changed
+
+    @torch.no_grad()
+    def _check_weights_unmoved(self) -> None:
+        if [t.param._version for t in self.targets] == self._weight_versions:
+            return
+        # Changed in place: by an optimizer the hook does not see, or by a load of weights
+        # that respect the masks (then nothing is wrong). A pruned weight that is no longer
+        # zero tells the two apart.
+        for t in self.targets:
+            if bool(t.param.detach().masked_select(~t.mask).any()):
+                raise RuntimeError(
+                    f"DynamicSparsity: pruned weights of {t.name} are no longer zero, but the "
+                    "optimizer the engine follows has not stepped since the last "
+                    "sparsity.step(): another optimizer is updating the model (rebuilt after "
+                    "DynamicSparsity was built?). Call sparsity.attach_optimizer(new_optimizer) "
+                    "after rebuilding it; without that, DST stops and pruned weights grow back")
+        self._record_weight_versions()
+
+    def _check_order(self) -> None:
+        if self._grad_at_step is None or self._warned_order:
+            return
+        index, ref, version = self._grad_at_step
+        grad = self.targets[index].param.grad
+        if grad is not None and grad is ref() and grad._version == version:
+            return
+        self._warned_order = True
+        warnings.warn(
+            "DynamicSparsity.step() ran after the gradients changed since the last "
+            "optimizer.step() (a zero_grad() or a new backward in between). The loop order is "
+            "loss.backward(); optimizer.step(); sparsity.step(); optimizer.zero_grad(). "
+            "Otherwise pruned weights take an optimizer step before they are zeroed again, so "
+            "the forward pass sees them (close to dense training), and RigL-type updates score "
+            "regrowth by the wrong gradient. Warned once.", RuntimeWarning, stacklevel=3)
 
     @torch.no_grad()
     def update_masks_(self, step: int) -> None:
@@ -370,12 +520,22 @@ class DynamicSparsity:
             raise RuntimeError(f"{self.config.method} scores by gradient but no prunable weight has "
                                "a .grad: call sparsity.step() after optimizer.step() and before "
                                "optimizer.zero_grad()")
+        if self.updater.needs_grad and not any(bool(t.param.grad.any()) for t in self.targets
+                                               if t.param.grad is not None):
+            raise RuntimeError(f"{self.config.method} scores by gradient but every gradient of the "
+                               f"prunable weights is zero at update step {step} (zero_grad("
+                               "set_to_none=False) before sparsity.step()?); the masks were not "
+                               "changed. Call sparsity.step() after optimizer.step() and before "
+                               "optimizer.zero_grad()")
         fraction = self.schedule.drop_fraction_at(step) if self.updater.regrows else 0.0
         counts = self.target_counts
         if self.updater.gradual:
             counts = self._counts(self.schedule.density_at(step, self.initial_density, self.config.density))
         if self.channel_groups:
             self._remove_channels_(step)
+            budget = sum(counts.values())
+            counts = self._spread_over_room(counts)
+            self._warn_short(budget, sum(counts.values()))
         overshoot = self.updater.overshoot()
         # The soft bound needs room to prune back before training ends.
         prune_back = step + max(1, self.config.update_interval // 2)
@@ -387,7 +547,7 @@ class DynamicSparsity:
             active = int(target.mask.count_nonzero())
             allowed = self._allowed(target)
             room = target.param.numel() if allowed is None else int(allowed.count_nonzero())
-            goal = min(counts[target.name], room)  # removed channels leave less room
+            goal = min(counts[target.name], room)  # full when removed channels leave less room
             swap = int(fraction * goal)
             extra = min(int(overshoot * goal), room - goal)
             if target.name in self.nm_layers:
@@ -408,6 +568,66 @@ class DynamicSparsity:
         is the tighter budget (benchmarks/bench_memory.py)."""
         for job in jobs:
             self._update_layer(*job)
+
+    def _room(self, target: PrunableTarget) -> int:
+        """How many weights ``target`` may hold: all but the rows and columns of removed
+        channels (the count of :meth:`_allowed`, without building the mask)."""
+        per_dim: dict[int, torch.Tensor] = {}
+        for group, dim in self._channel_dims.get(target.name, ()):
+            alive = self.alive[group.producer]
+            per_dim[dim] = alive if dim not in per_dim else per_dim[dim] & alive
+        room = target.param.numel()
+        for dim, alive in per_dim.items():
+            room = room // target.param.shape[dim] * int(alive.count_nonzero())
+        return room
+
+    def _spread_over_room(self, counts: dict[str, int]) -> dict[str, int]:
+        """Counts that keep the total budget when removed channels leave layers too little
+        room: what those layers cannot hold goes to the layers the distribution governs,
+        in proportion to their counts (what the distribution itself gives when it caps a
+        layer: RigL's ERK makes such layers dense and solves again for the rest), none
+        above its room. Only if every such layer is full does the total fall short."""
+        rooms = {t.name: self._room(t) for t in self.targets}
+        if all(counts[n] <= rooms[n] for n in counts):
+            return counts
+        fixed = self._fixed_densities()
+        free = [t.name for t in self.targets if t.name not in fixed]
+        out = {n: min(c, rooms[n]) for n, c in counts.items()}
+        budget = sum(counts.values()) - sum(out[n] for n in counts if n not in free)
+        open_ = list(free)  # layers that can still take more
+        while open_:
+            scale = budget / sum(counts[n] for n in open_)
+            full = [n for n in open_ if scale * counts[n] >= rooms[n]]
+            if not full:
+                break
+            for n in full:
+                out[n] = rooms[n]
+                budget -= rooms[n]
+                open_.remove(n)
+        if not open_:
+            return out
+        shares = {n: scale * counts[n] for n in open_}
+        for n in open_:
+            out[n] = int(shares[n])
+        # Whole weights: the remainder goes to the largest fractional parts (then module order).
+        left = budget - sum(out[n] for n in open_)
+        order = sorted(open_, key=lambda n: (-(shares[n] - out[n]), open_.index(n)))
+        for n in order[:max(0, left)]:
+            out[n] += 1
+        return out
+
+    def _warn_short(self, budget: int, held: int) -> None:
+        if held >= budget or getattr(self, "_warned_short", False):
+            return
+        self._warned_short = True
+        total = sum(t.param.numel() for t in self.targets)
+        warnings.warn(
+            f"channel_sparsity={self.config.channel_sparsity}: the channels removed so far leave "
+            f"room for {held} of the {budget} weights the density asks for, so the density is "
+            f"{held / total:.4f} instead of {budget / total:.4f} at step {self.step_count} (every "
+            "layer that could take more is full; lower still if later updates remove more "
+            "channels). Lower channel_sparsity (or set channel_residual=false) to keep the "
+            "density. Warned once.", RuntimeWarning, stacklevel=4)
 
     def _allowed(self, target: PrunableTarget) -> torch.Tensor | None:
         """Where ``target`` may hold weights: everywhere (None) but the rows or columns of
@@ -566,6 +786,19 @@ class DynamicSparsity:
                            "itop": count_bits(self._ever_active[t.name]) / numel}
         return out
 
+    def summary(self) -> dict[str, Any]:
+        """Whole-model figures, to read a density in context: ``layers`` (prunable weights),
+        ``dense_layers`` (how many of them keep every weight: ERK makes many small layers
+        dense, e.g. 77 of 117 in x3d_xs at density 0.3), ``sparse_layers``, ``density`` (now,
+        over all prunable weights), ``target_density``, ``dense_share`` (share of the kept
+        weights that sit in dense layers) and ``method``."""
+        dense = [t for t in self.targets if int(t.mask.count_nonzero()) == t.param.numel()]
+        kept = sum(int(t.mask.count_nonzero()) for t in self.targets)
+        return {"method": self.config.method, "layers": len(self.targets),
+                "dense_layers": len(dense), "sparse_layers": len(self.targets) - len(dense),
+                "density": self.density(), "target_density": self.config.density if self.targets else 1.0,
+                "dense_share": sum(t.param.numel() for t in dense) / kept if kept else 0.0}
+
     def density(self) -> float:
         """Global density over the prunable weights (1.0 for a dense run)."""
         if not self.targets:
@@ -608,7 +841,15 @@ class DynamicSparsity:
             "alive": {n: a.clone() for n, a in self.alive.items()},
         }
 
+    @torch.no_grad()
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore masks and bookkeeping saved by :meth:`state_dict`; checked whole before
+        anything changes.
+
+        Both usual resume orders give the uninterrupted run's weights: model weights loaded
+        after the engine was built, or before it (the initial mask then zeroed some of them;
+        they are put back here, provided no optimizer step came in between).
+        """
         masks = state["masks"]
         names = {t.name for t in self.targets}
         if set(masks) != names:
@@ -622,24 +863,35 @@ class DynamicSparsity:
             if t.name in self.nm_layers and not nm_pattern_holds(masks[t.name], *self.config.nm):
                 raise ValueError(f"mask for {t.name} breaks the {self.config.nm[0]}:"
                                  f"{self.config.nm[1]} pattern that SparsityConfig.nm asks for")
-            set_mask_(t, masks[t.name])
-            ever = state.get("ever_active", {}).get(t.name)
-            ever = t.mask if ever is None else ever.to(device=t.mask.device, dtype=torch.bool) | t.mask
-            self._ever_active[t.name] = pack_bits(ever)
-            self._last_changed[t.name] = float(state.get("last_changed", {}).get(t.name, 0.0))
-        self._overshoot = {k: int(v) for k, v in state.get("overshoot", {}).items()}
-        self._prune_back_step = state.get("prune_back_step")
         alive = state.get("alive", {})
         if set(alive) - set(self.alive):
             raise ValueError(f"sparsity state has removed channels for {sorted(set(alive) - set(self.alive))}, "
                              "which this engine does not treat as channel groups (is "
                              "channel_sparsity set as in the run that saved it?)")
+        for t in self.targets:
+            stash = self._stash.get(t.name)
+            if stash is not None:
+                off = stash[0].to(t.param.device)
+                # Only onto the zeros the initial mask left: weights loaded again since then
+                # (or copied in by DDP from rank 0) are not overwritten.
+                if not bool(t.param.detach()[off].any()):
+                    t.param[off] = stash[1].to(device=t.param.device, dtype=t.param.dtype)
+            set_mask_(t, masks[t.name])
+            ever = state.get("ever_active", {}).get(t.name)
+            ever = t.mask if ever is None else ever.to(device=t.mask.device, dtype=torch.bool) | t.mask
+            self._ever_active[t.name] = pack_bits(ever)
+            self._last_changed[t.name] = float(state.get("last_changed", {}).get(t.name, 0.0))
+        self._stash = {}
+        self._overshoot = {k: int(v) for k, v in state.get("overshoot", {}).items()}
+        self._prune_back_step = state.get("prune_back_step")
         for name, vector in alive.items():
             self.alive[name] = vector.to(torch.bool).cpu().clone()
         self._zero_removed_channels_()
         self.step_count = int(state["step_count"])
         # Continue counting from here: the optimizer's own hook count restarts at zero.
         self._seen_optimizer_steps = self._optimizer_steps
+        self._grad_at_step = None
+        self._record_weight_versions()
         if state.get("config", {}).get("method", self.config.method) != self.config.method:
             warnings.warn(f"loading sparsity state of method {state['config']['method']!r} into "
                           f"an engine running {self.config.method!r}")

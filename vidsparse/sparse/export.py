@@ -9,7 +9,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from vidsparse.sparse.layers import MASK_SUFFIX, SparseConv3d, SparseLinear
+from vidsparse.sparse.layers import MASK_SUFFIX, SparseConv3d, SparseLinear, drop_stale_mask_keys
 
 # Drop-in sparse layer -> the plain layer it extends.
 _PLAIN = {SparseConv3d: nn.Conv3d, SparseLinear: nn.Linear}
@@ -32,8 +32,12 @@ def export(model: nn.Module) -> nn.Module:
         for name in [n for n in module._buffers if n.endswith(MASK_SUFFIX)]:
             param = getattr(module, name[: -len(MASK_SUFFIX)], None)
             mask = module._buffers.pop(name)
+            module._non_persistent_buffers_set.discard(name)
             if isinstance(param, torch.Tensor):
                 param.mul_(mask.to(param.dtype))
+        for key, hook in list(module._load_state_dict_pre_hooks.items()):
+            if hook is drop_stale_mask_keys:
+                del module._load_state_dict_pre_hooks[key]
         if type(module) in _PLAIN:
             module.__class__ = _PLAIN[type(module)]
             module.__dict__.pop("density", None)

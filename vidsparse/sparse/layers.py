@@ -2,8 +2,10 @@
 
 A mask is a bool buffer registered on the module that owns the weight, named
 ``<param>_mask`` (``weight_mask``, ``in_proj_weight_mask``). Being a buffer it follows the
-module through ``.to()`` and ``state_dict()``; the engine looks it up by name every time
-instead of keeping a reference, because ``.to(device)`` replaces buffer tensors.
+module through ``.to()``; it is not persistent, so the model's ``state_dict()`` is the plain
+architecture's (masks are saved by ``DynamicSparsity.state_dict()``). The engine looks a mask
+up by name every time instead of keeping a reference, because ``.to(device)`` replaces buffer
+tensors.
 """
 
 from __future__ import annotations
@@ -86,15 +88,36 @@ def random_mask(shape: torch.Size, n_active: int, generator: torch.Generator) ->
 
 
 def set_mask_(target: PrunableTarget, mask: torch.Tensor) -> None:
-    """Register or overwrite the mask buffer of ``target`` and zero the pruned weights."""
+    """Register or overwrite the mask buffer of ``target`` and zero the pruned weights.
+
+    A new mask buffer is not persistent: ``model.state_dict()`` holds only the weights (pruned
+    ones as zeros), so it loads into the plain architecture; the masks are saved by
+    ``DynamicSparsity.state_dict()``. A state dict of an earlier version that does carry mask
+    keys still loads (they are dropped; see :func:`drop_stale_mask_keys`). The drop-in
+    layers' own ``weight_mask`` stays persistent: there it is part of the layer.
+    """
     param = target.param
     mask = mask.to(device=param.device, dtype=torch.bool)
     if target.mask_name in target.module._buffers:
         target.mask.copy_(mask)
     else:
-        target.module.register_buffer(target.mask_name, mask.clone())
+        target.module.register_buffer(target.mask_name, mask.clone(), persistent=False)
+        hooks = target.module._load_state_dict_pre_hooks
+        if drop_stale_mask_keys not in hooks.values():
+            target.module._register_load_state_dict_pre_hook(drop_stale_mask_keys)
     with torch.no_grad():
         param.mul_(target.mask)
+
+
+def drop_stale_mask_keys(state_dict, prefix, local_metadata, strict, missing_keys,
+                         unexpected_keys, error_msgs) -> None:
+    """Load-state-dict pre-hook of a module holding engine masks: drop ``<prefix><param>_mask``
+    keys, which state dicts saved before masks became non-persistent carry (the masks are
+    restored by ``DynamicSparsity.load_state_dict``, not by the model's)."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix):]
+        if "." not in rest and rest.endswith(MASK_SUFFIX):
+            del state_dict[key]
 
 
 class _SparseMixin:
