@@ -140,3 +140,30 @@ def test_model_table_counts_prunable_parameters():
     assert s["params"] == sum(p.numel() for p in model.parameters())
     convs_and_fc = sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv3d, nn.Linear)))
     assert s["prunable"] == convs_and_fc
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_checkpoint_with_mask_buffers_of_a_sparse_run_loads(tmp_path, suffix):
+    # A state dict saved from a model carrying DynamicSparsity's masks (as set_mask_ leaves
+    # them: a bool buffer beside the weight, pruned weights zeroed).
+    source = build("r3d_tiny", num_classes=5)
+    conv = source.stages[0].conv1
+    mask = torch.rand(conv.weight.shape, generator=torch.Generator().manual_seed(0)) < 0.5
+    conv.register_buffer("weight_mask", mask)
+    with torch.no_grad():
+        conv.weight.mul_(mask)
+    state = source.state_dict()
+    assert "stages.0.conv1.weight_mask" in state
+    path = tmp_path / f"sparse{suffix}"
+    if suffix == ".pt":
+        torch.save(state, path)
+    else:
+        from safetensors.torch import save_file
+        save_file(state, str(path))
+    torch.manual_seed(1)
+    model = vidsparse.create_model("r3d_tiny", num_classes=5, checkpoint=path)
+    loaded = model.state_dict()
+    assert set(loaded) == set(state) - {"stages.0.conv1.weight_mask"}
+    for key, value in loaded.items():
+        assert torch.equal(value, state[key]), key
+    assert int((model.stages[0].conv1.weight == 0).sum()) >= int((~mask).sum())

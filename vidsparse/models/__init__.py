@@ -8,6 +8,7 @@ except ModuleNotFoundError as exc:
         raise
 from vidsparse.models import pytorchvideo_models  # noqa: F401
 from vidsparse.models import transformers  # noqa: F401
-from vidsparse.models.registry import MODELS, create_model, list_models, register_model
+from vidsparse.models.registry import (MODELS, ClipSpec, create_model, list_models,
+                                       register_model)
 
-__all__ = ["MODELS", "create_model", "list_models", "register_model"]
+__all__ = ["MODELS", "ClipSpec", "create_model", "list_models", "register_model"]

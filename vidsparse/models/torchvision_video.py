@@ -13,7 +13,7 @@ from torchvision.models import video as tv_video
 from torchvision.models.video.mvit import MSBlockConfig
 from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D
 
-from vidsparse.models.registry import register_model
+from vidsparse.models.registry import ClipSpec, register_model, smallest_input
 
 
 class NarrowVideoResNet(tv_video.VideoResNet):
@@ -100,6 +100,29 @@ def _mvit_v2(blocks: list[MSBlockConfig], num_classes: int, frames: int, size: i
                          proj_after_attn=True, num_classes=num_classes, **kwargs)
 
 
+def _s3d_clip(model: nn.Module) -> ClipSpec:
+    # S3D's features map a side n to floor(ceil(n / a) / 2): padded strided layers (a = 4
+    # in time, 16 in space), then an unpadded 2x2x2 max pool. The fixed average pool needs
+    # its window in that map.
+    kt, kh, kw = model.avgpool.kernel_size
+    return ClipSpec(low=(smallest_input(2 * kt, 4), smallest_input(2 * kh, 16),
+                         smallest_input(2 * kw, 16)),
+                    hint="for shorter or smaller clips, build it with smaller frames= "
+                         "and size= (the pool is sized from them)")
+
+
+def _mvit_clip(model: nn.Module) -> ClipSpec:
+    # The patch grid is fixed at construction; a side n gives floor((n + 2p - k) / s) + 1
+    # patches, so each grid length g is reached by s consecutive clip lengths.
+    conv, enc = model.conv_proj, model.pos_encoding
+    grid = (enc.temporal_size, *enc.spatial_size)
+    low = tuple(max(1, (g - 1) * s + k - 2 * p)
+                for g, k, s, p in zip(grid, conv.kernel_size, conv.stride, conv.padding))
+    high = tuple(lo + s - 1 for lo, s in zip(low, conv.stride))
+    return ClipSpec(low=low, high=high, hint="MViT's patch grid is fixed when it is built: "
+                                             "build it with frames= and size= matching the clip")
+
+
 @register_model("mc3_18", family="3d-cnn", input_size=(16, 112, 112), head=["fc"],
                 test_input=(2, 16, 16), test_kwargs={})
 def mc3_18(num_classes: int = 400, **kwargs) -> nn.Module:
@@ -120,7 +143,8 @@ def r2plus1d_tiny(num_classes: int = 400, widths: Sequence[int] = (16, 32, 64, 1
 
 
 @register_model("s3d", family="3d-cnn", input_size=(16, 224, 224), head=["classifier"],
-                test_input=(16, 32, 32), test_kwargs={"frames": 16, "size": 32})
+                test_input=(16, 32, 32), test_kwargs={"frames": 16, "size": 32},
+                clip=_s3d_clip)
 def s3d(num_classes: int = 400, frames: int = 16, size: int = 224, **kwargs) -> nn.Module:
     model = tv_video.s3d(weights=None, num_classes=num_classes, **kwargs)
     # S3D averages a fixed (2, 7, 7) window, the last feature map of a 16x224x224 clip
@@ -149,7 +173,8 @@ def swin3d_tiny(num_classes: int = 400, **kwargs) -> nn.Module:
 
 
 @register_model("mvit_v2_s", family="transformer", input_size=(16, 224, 224), head=["head"],
-                test_input=(2, 32, 32), test_kwargs={"frames": 2, "size": 32})
+                test_input=(2, 32, 32), test_kwargs={"frames": 2, "size": 32},
+                clip=_mvit_clip)
 def mvit_v2_s(num_classes: int = 400, frames: int = 16, size: int = 224, **kwargs) -> nn.Module:
     # Built from the class, not tv_video.mvit_v2_s, which fixes the clip at 16x224x224.
     blocks = _mvit_v2_blocks((1, 2, 11, 2), (96, 192, 384, 768), (1, 2, 4, 8), kv_stride=8)
@@ -157,7 +182,8 @@ def mvit_v2_s(num_classes: int = 400, frames: int = 16, size: int = 224, **kwarg
 
 
 @register_model("mvit_tiny", family="transformer", input_size=(8, 56, 56), head=["head"],
-                test_input=(2, 16, 16), test_kwargs={"frames": 2, "size": 16})
+                test_input=(2, 16, 16), test_kwargs={"frames": 2, "size": 16},
+                clip=_mvit_clip)
 def mvit_tiny(num_classes: int = 400, frames: int = 8, size: int = 56, **kwargs) -> nn.Module:
     blocks = _mvit_v2_blocks((1, 1, 1, 1), (24, 48, 96, 192), (1, 2, 4, 8), kv_stride=4)
     return _mvit_v2(blocks, num_classes, frames, size, **kwargs)

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from einops import rearrange, reduce, repeat
 
-from vidsparse.models.registry import register_model
+from vidsparse.models.registry import ClipSpec, register_model
 
 
 class SelfAttention(nn.Module):
@@ -273,20 +273,27 @@ class ViViT(nn.Module):
         return self.head(self.forward_features(x))
 
 
+def _built_clip(model: nn.Module) -> ClipSpec:
+    # Position embeddings are sized from frames and size: only that clip fits.
+    shape = (model.frames, model.size, model.size)
+    return ClipSpec(low=shape, high=shape, channels=model.in_chans,
+                    hint="build it with frames= and size= matching the clip")
+
+
 # Tiny variants keep the architecture and shrink width, depth and clip to train on a CPU.
 _TINY = dict(frames=8, size=64, patch_size=16, embed_dim=64, depth=2, num_heads=4)
 
 
 @register_model("timesformer", family="transformer", input_size=(8, 224, 224),
                 test_input=(4, 64, 64), test_kwargs={"frames": 4, "size": 64, "depth": 2},
-                head=["head"])
+                head=["head"], clip=_built_clip)
 def timesformer(num_classes: int = 400, **kwargs) -> nn.Module:
     """TimeSformer-Base, divided space-time attention: ViT-B/16, 8 x 224 x 224 (~121.6M)."""
     return TimeSformer(num_classes=num_classes, **kwargs)
 
 
 @register_model("timesformer_tiny", family="transformer", input_size=(8, 64, 64),
-                test_input=(8, 64, 64), test_kwargs={}, head=["head"])
+                test_input=(8, 64, 64), test_kwargs={}, head=["head"], clip=_built_clip)
 def timesformer_tiny(num_classes: int = 400, **kwargs) -> nn.Module:
     return TimeSformer(num_classes=num_classes, **{**_TINY, **kwargs})
 
@@ -294,13 +301,13 @@ def timesformer_tiny(num_classes: int = 400, **kwargs) -> nn.Module:
 @register_model("vivit", family="transformer", input_size=(32, 224, 224),
                 test_input=(4, 64, 64),
                 test_kwargs={"frames": 4, "size": 64, "depth": 2, "temporal_depth": 1},
-                head=["head"])
+                head=["head"], clip=_built_clip)
 def vivit(num_classes: int = 400, **kwargs) -> nn.Module:
     """ViViT-B factorised encoder: 12 spatial + 4 temporal layers, 32 x 224 x 224 (~115.1M)."""
     return ViViT(num_classes=num_classes, **kwargs)
 
 
 @register_model("vivit_tiny", family="transformer", input_size=(8, 64, 64),
-                test_input=(8, 64, 64), test_kwargs={}, head=["head"])
+                test_input=(8, 64, 64), test_kwargs={}, head=["head"], clip=_built_clip)
 def vivit_tiny(num_classes: int = 400, **kwargs) -> nn.Module:
     return ViViT(num_classes=num_classes, **{**_TINY, "temporal_depth": 1, **kwargs})
