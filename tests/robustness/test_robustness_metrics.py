@@ -110,22 +110,27 @@ def test_baseline_against_itself_is_one():
 def test_fewer_errors_can_still_mean_a_larger_relative_error():
     # More accurate everywhere (CE < 1) but loses more of it under fog (relative CE > 1).
     better = {"clean": 0.95, "corrupted": {"fog": {1: 0.80, 2: 0.60, 3: 0.40}}}
-    assert metrics.corruption_errors(better, DENSE)["fog"] == pytest.approx(1.20 / 1.50)
-    assert metrics.relative_corruption_errors(better, DENSE)["fog"] == pytest.approx(1.05 / 0.90)
+    with pytest.warns(metrics.CellsLeftOutWarning, match=r"freeze \(sev 1, 2\) not in the model"):
+        assert metrics.corruption_errors(better, DENSE)["fog"] == pytest.approx(1.20 / 1.50)
+        assert metrics.relative_corruption_errors(better, DENSE)["fog"] == pytest.approx(1.05 / 0.90)
 
 
 def test_corruption_errors_use_shared_severities_only():
     base = {"clean": 0.9, "corrupted": {"fog": {1: 0.5, 2: 0.5}}}  # no severity 3
     # RigL fog errors at 1, 2: 0.25 + 0.40; base 0.5 + 0.5
-    assert metrics.corruption_errors(RIGL, base) == pytest.approx({"fog": 0.65})
+    left_out = r"fog \(sev 3\), freeze \(sev 1, 2\) not in the baseline"
+    with pytest.warns(metrics.CellsLeftOutWarning, match=left_out):
+        assert metrics.corruption_errors(RIGL, base) == pytest.approx({"fog": 0.65})
     # relative: (0.05 + 0.20) / (0.4 + 0.4)
-    assert metrics.relative_corruption_errors(RIGL, base) == pytest.approx({"fog": 0.25 / 0.8})
+    with pytest.warns(metrics.CellsLeftOutWarning, match=left_out):
+        assert metrics.relative_corruption_errors(RIGL, base) == pytest.approx({"fog": 0.25 / 0.8})
 
 
 def test_corruption_error_over_an_errorless_baseline_is_nan():
     perfect = {"clean": 1.0, "corrupted": {"fog": {1: 1.0}}}
-    assert math.isnan(metrics.corruption_errors(RIGL, perfect)["fog"])
-    assert math.isnan(metrics.relative_mce(RIGL, perfect))
+    with pytest.warns(metrics.CellsLeftOutWarning):  # RigL has more cells than `perfect`
+        assert math.isnan(metrics.corruption_errors(RIGL, perfect)["fog"])
+        assert math.isnan(metrics.relative_mce(RIGL, perfect))
 
 
 def test_corruption_errors_need_a_shared_cell():
@@ -258,4 +263,191 @@ def test_mce_leaves_out_corruptions_the_baseline_never_got_wrong():
     assert relative_mce(rigl, dense) == pytest.approx(2 / 3)
     assert mce(dense, dense) == pytest.approx(1.0)
     only_blur = {"clean": 1.0, "corrupted": {"blur": {1: 1.0}}}
-    assert math.isnan(mce(rigl, only_blur))
+    with pytest.warns(metrics.CellsLeftOutWarning, match="fog"):
+        assert math.isnan(mce(rigl, only_blur))
+
+
+# --- what a table may hold -------------------------------------------------------------
+
+def _with_cell(table, name, severity, value):
+    """A copy of ``table`` with one cell replaced."""
+    out = {"clean": table["clean"], "corrupted": {n: dict(c) for n, c in table["corrupted"].items()}}
+    out["corrupted"].setdefault(name, {})[severity] = value
+    return out
+
+
+# every public function that reads a table, with the bad table put in each place it can go
+ONE_TABLE = [metrics.corruption_means, metrics.mpc, metrics.rpc, metrics.absolute_robustness,
+             metrics.relative_robustness, metrics.summarize,
+             lambda t: metrics.mean_table([DENSE, t]), lambda t: metrics.std_table([DENSE, t]),
+             lambda t: metrics.summarize_seeds([DENSE, t])]
+PAIRS = [metrics.corruption_errors, metrics.mce, metrics.relative_corruption_errors,
+         metrics.relative_mce, metrics.relative_improvement, metrics.win_loss, metrics.compare,
+         metrics.summarize, lambda a, b: metrics.summarize_seeds([a], b)]
+
+
+@pytest.mark.parametrize("fn", ONE_TABLE)
+def test_a_table_in_percent_is_refused_naming_the_cell(fn):
+    percent = _with_cell(DENSE, "fog", 3, 87.5)
+    with pytest.raises(ValueError, match=r"corrupted\['fog'\]\[3\] = 87\.5 is outside \[0, 1\].*"
+                                         r"if it is a percentage, divide it by 100 \(0\.875\)"):
+        fn(percent)
+
+
+@pytest.mark.parametrize("fn", PAIRS)
+def test_a_percent_table_on_either_side_of_a_comparison_is_refused(fn):
+    # The issue's case: a dense table in % gave an mCE of about -5,135% without complaint.
+    dense_pct = {"clean": 80.0, "corrupted": {n: {s: 100 * a for s, a in c.items()}
+                                             for n, c in DENSE["corrupted"].items()}}
+    with pytest.raises(ValueError, match=r"baseline table: clean = 80\.0 .*looks like percentages: "
+                                         r"divide every value by 100 \(0\.8 here\)"):
+        fn(RIGL, dense_pct)
+    # summarize_seeds names its tables by position
+    with pytest.raises(ValueError, match=r"(model table|tables\[0\]): corrupted\['freeze'\]\[2\] = 30\.0"):
+        fn(_with_cell(RIGL, "freeze", 2, 30.0), DENSE)
+
+
+@pytest.mark.parametrize("value, message", [
+    (-0.1, r" = -0\.1 is outside \[0, 1\]: accuracies are fractions$"),
+    (1.5, r" = 1\.5 is outside \[0, 1\].*divide .*by 100"),
+    (250.0, r" = 250\.0 is outside \[0, 1\]: accuracies are fractions$"),  # not a percentage
+    (math.inf, r" = inf is outside"),
+    (np.float64(2.0), r" = 2\.0 is outside"),
+    (math.nan, r" is nan: .*leave a cell that was not measured out"),
+    ("0.7", r" = '0\.7' is not a number"),
+    (None, r" = None is not a number"),
+    (True, r" = True is not a number"),
+])
+def test_out_of_range_or_non_numeric_accuracies_are_refused(value, message):
+    bad = _with_cell(RIGL, "fog", 2, value)
+    with pytest.raises(ValueError, match=r"corrupted\['fog'\]\[2\]" + message):
+        metrics.mpc(bad)
+    with pytest.raises(ValueError, match=r"baseline table: corrupted\['fog'\]\[2\]" + message):
+        metrics.mce(RIGL, bad)
+    with pytest.raises(ValueError, match=r"clean" + message):
+        metrics.summarize({"clean": value, "corrupted": RIGL["corrupted"]})
+
+
+def test_the_bounds_themselves_are_accuracies():
+    edge = {"clean": 1, "corrupted": {"fog": {1: 0, 2: 1.0}}}  # ints too
+    assert metrics.mpc(edge) == 0.5 and metrics.rpc(edge) == 0.5
+
+
+@pytest.mark.parametrize("severity", ["3", 0, -1, 1.0, True])
+def test_severities_must_be_positive_ints(severity):
+    # "3" is how results.json stores a severity: it would never match the other table's 3
+    bad = {"clean": 0.8, "corrupted": {"fog": {severity: 0.5}}}
+    with pytest.raises(ValueError, match=r"corrupted\['fog'\]: severity .* is not a positive int"):
+        metrics.mpc(bad)
+
+
+@pytest.mark.parametrize("table, message", [
+    ([0.8, {"fog": {1: 0.5}}], "must be a mapping with keys 'clean' and 'corrupted'"),
+    ({"clean": 0.8, "corupted": {"fog": {1: 0.5}}}, "must be a mapping with keys 'clean' and 'corrupted'"),
+    ({"clean": 0.8, "corrupted": [0.5]}, "corrupted must map corruption names"),
+    ({"clean": 0.8, "corrupted": {3: {1: 0.5}}}, "corrupted key 3 is not a corruption name"),
+    ({"clean": 0.8, "corrupted": {"fog": 0.5}}, r"corrupted\['fog'\] must map severities"),
+])
+def test_a_malformed_table_is_refused(table, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.summarize(table)
+
+
+# --- cells only one table holds --------------------------------------------------------
+# The model ran snow, which the baseline did not; the baseline ran fog at severity 3, which
+# the model did not. Shared: fog 1, 2 and freeze 1, 2.
+MODEL = {"clean": 0.80, "corrupted": {"fog": {1: 0.75, 2: 0.60},
+                                      "freeze": {1: 0.60, 2: 0.30}, "snow": {1: 0.10}}}
+LEFT_OUT = {"missing_in_baseline": {"snow": [1]}, "missing_in_model": {"fog": [3]}}
+# CE over the shared cells: fog (0.25 + 0.40) / (0.30 + 0.50) = 0.8125, freeze 1.1 (as above)
+
+
+def test_summarize_and_compare_name_the_cells_left_out():
+    s = metrics.summarize(MODEL, DENSE)
+    assert s["left_out"] == LEFT_OUT
+    assert s["CE"] == pytest.approx({"fog": 0.8125, "freeze": 1.1})
+    assert s["mCE"] == pytest.approx((0.8125 + 1.1) / 2)
+    assert metrics.compare(MODEL, DENSE)["left_out"] == LEFT_OUT
+    assert metrics.relative_improvement(MODEL, DENSE)["left_out"] == LEFT_OUT
+    assert metrics.win_loss(MODEL, DENSE)["left_out"] == LEFT_OUT
+    assert metrics.summarize_seeds([MODEL, RIGL], DENSE)["left_out"] == {
+        "missing_in_baseline": {"snow": [1]}, "missing_in_model": {"fog": [3]}}
+    # matching tables: the key is there and empty; no baseline: None
+    assert metrics.compare(RIGL, DENSE)["left_out"] == {"missing_in_baseline": {}, "missing_in_model": {}}
+    assert metrics.summarize(MODEL)["left_out"] is None
+    assert metrics.summarize_seeds([MODEL])["left_out"] is None
+
+
+def test_summarize_seeds_left_out_is_the_union_over_runs():
+    other = _with_cell(RIGL, "rain", 2, 0.5)
+    assert metrics.summarize_seeds([MODEL, other], DENSE)["left_out"] == {
+        "missing_in_baseline": {"snow": [1], "rain": [2]}, "missing_in_model": {"fog": [3]}}
+
+
+def test_the_comparison_with_dense_uses_the_same_severities_on_both_sides():
+    model = {"clean": 0.5, "corrupted": {"fog": {1: 0.8, 2: 0.6}}}
+    dense = {"clean": 0.5, "corrupted": {"fog": {1: 0.4}}}
+    c = metrics.compare(model, dense)
+    # fog at severity 1 only: (0.8 - 0.4) / 0.4, not the mean over 1 and 2 against 1 alone
+    assert c["per_corruption"] == pytest.approx({"fog": 1.0})
+    assert c["mPC"] == pytest.approx(1.0) and c["mPC_difference"] == pytest.approx(0.4)
+    assert c["left_out"] == {"missing_in_baseline": {"fog": [2]}, "missing_in_model": {}}
+
+
+@pytest.mark.parametrize("fn", [metrics.mce, metrics.relative_mce, metrics.corruption_errors,
+                                metrics.relative_corruption_errors])
+def test_scalar_comparisons_warn_naming_the_cells_left_out(fn):
+    with pytest.warns(metrics.CellsLeftOutWarning,
+                      match=r"snow \(sev 1\) not in the baseline; fog \(sev 3\) not in the model"):
+        value = fn(MODEL, DENSE)
+    summary = metrics.summarize(MODEL, DENSE)
+    expected = {metrics.mce: summary["mCE"], metrics.relative_mce: summary["relative_mCE"],
+                metrics.corruption_errors: summary["CE"],
+                metrics.relative_corruption_errors: summary["relative_CE"]}[fn]
+    assert value == pytest.approx(expected)
+
+
+def test_hand_computed_mce_of_matching_tables_without_a_warning():
+    dense = {"clean": 0.9, "corrupted": {"fog": {1: 0.8, 2: 0.6}, "snow": {1: 0.5}}}
+    rigl = {"clean": 0.9, "corrupted": {"fog": {1: 0.9, 2: 0.7}, "snow": {1: 0.75}}}
+    # fog (0.1 + 0.3) / (0.2 + 0.4) = 2/3; snow 0.25 / 0.5 = 1/2
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert metrics.mce(rigl, dense) == pytest.approx((2 / 3 + 1 / 2) / 2)
+
+
+def test_sharing_no_cell_says_what_each_table_has():
+    with pytest.raises(ValueError, match=r"share no .*the model has fog \(sev 1\); the baseline has snow \(sev 1, 2\)"):
+        metrics.compare({"clean": 0.5, "corrupted": {"fog": {1: 0.5}}},
+                        {"clean": 0.5, "corrupted": {"snow": {1: 0.1, 2: 0.1}}})
+
+
+def test_describe_left_out_is_empty_when_nothing_is():
+    assert metrics.describe_left_out(None) == ""
+    assert metrics.describe_left_out({"missing_in_baseline": {}, "missing_in_model": {}}) == ""
+    assert metrics.describe_left_out(LEFT_OUT, "RigL", "Dense") == \
+        "snow (sev 1) not in Dense; fog (sev 3) not in RigL"
+
+
+def test_report_names_a_corruption_one_checkpoint_lacks():
+    # A checkpoint evaluated without freeze: its CE, mCE and comparison with Dense leave
+    # freeze out, and report.md says so in one line per table.
+    from vidsparse.robustness import CLEAN, Condition, Evaluation, report
+
+    fog, freeze = Condition("fog", 1), Condition("freeze", 1)
+    labels = np.array([0, 1, 0, 1])
+    cfg = lambda m, d: {"model": {"name": "r3d_tiny"}, "seed": 0, "data": {"fold": 1},
+                        "sparsity": {"method": m, "density": d}}
+    ev = Evaluation(checkpoints=["runs/d", "runs/r"], configs=[cfg("dense", 1.0), cfg("rigl", 0.5)],
+                    data_root="data", corrupted=None, seed=0, videos=["a", "b", "c", "d"],
+                    labels=labels, conditions=[CLEAN, fog, freeze],
+                    predictions=[{CLEAN: labels, fog: np.array([0, 1, 0, 0]), freeze: np.zeros(4, int)},
+                                 {CLEAN: labels, fog: np.array([0, 1, 1, 0])}])
+    results = report.build_results(ev)
+    rigl = results["methods"][1]
+    assert rigl["vs_baseline"]["left_out"] == {"missing_in_baseline": {}, "missing_in_model": {"freeze": [1]}}
+    assert rigl["mCE"] == pytest.approx(0.5 / 0.25)  # fog alone: RigL 2 errors of 4, Dense 1
+    lines = [l for l in report.render_markdown(results, plot_name=None).splitlines() if "Left out" in l]
+    assert len(lines) == 2  # summary and dense-vs-DST tables
+    assert all("RigL sparsity 0.5 vs Dense: freeze (sev 1) not in RigL sparsity 0.5" in l for l in lines)

@@ -10,6 +10,20 @@ Accuracies are fractions in [0, 1]. A quantity that divides by zero (rPC of a mo
 zero clean accuracy, an improvement over a baseline at zero) is ``nan``, never an error, so
 that one broken checkpoint does not hide the rest of a report.
 
+Every table a public function is given is checked first: ``clean`` and every cell must be a
+real number in [0, 1] (a value above 1 is refused with a hint to divide percentages by
+100), severities positive ints, and the error names the cell (``corrupted['fog'][3] =
+87.5``). ``nan`` is not an accuracy and is refused too: a cell that was not measured is left
+out of the table, never filled in.
+
+Functions that compare a model with a baseline (CE, mCE, the comparison with dense) use the
+(corruption, severity) cells both tables hold. Cells only one table holds are never dropped
+silently: a function that returns a dict names them under ``"left_out"``
+(``{"missing_in_baseline": {name: [severities]}, "missing_in_model": {...}}``, see
+:func:`describe_left_out`); one that returns a number or a ``{corruption: number}`` map
+(:func:`mce`, :func:`corruption_errors`, ...) emits a :class:`CellsLeftOutWarning` naming
+them.
+
 What is here, each with its paper (``E = 1 - accuracy`` is the top-1 error; ``f`` the model,
 ``base`` the baseline model, ``c`` a corruption, ``s`` a severity):
 
@@ -32,11 +46,81 @@ What is here, each with its paper (``E = 1 - accuracy`` is the top-1 error; ``f`
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 Accuracies = Mapping[str, Any]
+LeftOut = dict[str, dict[str, list[int]]]
+
+
+class CellsLeftOutWarning(UserWarning):
+    """A model was compared with a baseline over fewer (corruption, severity) cells than the
+    two tables hold: the cells only one of them has were left out of the number."""
+
+
+def _check_table(acc: Any, role: str = "accuracy table") -> None:
+    """Raise ``ValueError`` unless ``acc`` is an accuracy table: ``clean`` and every cell a
+    measured accuracy (a real number in [0, 1], not ``nan``), every corruption named by a
+    non-empty string with at least one severity, every severity a positive int. ``role``
+    names the table in the message (``"baseline table"``)."""
+    if not isinstance(acc, Mapping) or "clean" not in acc or "corrupted" not in acc:
+        shown = repr(acc)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ValueError(f"{role} must be a mapping with keys 'clean' and 'corrupted', e.g. "
+                         f"{{'clean': 0.8, 'corrupted': {{'fog': {{1: 0.7}}}}}}; got {shown}")
+    corrupted = acc["corrupted"]
+    if not isinstance(corrupted, Mapping):
+        raise ValueError(f"{role}: corrupted must map corruption names to {{severity: accuracy}}, "
+                         f"got {type(corrupted).__name__}")
+    values = [(f"{role}: clean", acc["clean"])]
+    for name, by_severity in corrupted.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{role}: corrupted key {name!r} is not a corruption name")
+        where = f"{role}: corrupted[{name!r}]"
+        if not isinstance(by_severity, Mapping):
+            raise ValueError(f"{where} must map severities to accuracies, got "
+                             f"{type(by_severity).__name__}")
+        if not by_severity:
+            raise ValueError(f"{where}: corruption {name!r} has no severities")
+        for severity, value in by_severity.items():
+            # A string severity ("3", as results.json stores them) would never match the
+            # other table's int 3, and the cell would fall out of every comparison.
+            if isinstance(severity, bool) or not isinstance(severity, numbers.Integral) or severity < 1:
+                raise ValueError(f"{where}: severity {severity!r} is not a positive int "
+                                 "(severities are 1, 2, ...; convert ones read from JSON with int())")
+            values.append((f"{where}[{int(severity)}]", value))
+    numeric = [v for _, v in values if _is_number(v)]
+    # A whole table in percent (clean 80.0, cells up to 100) gets a hint about the table;
+    # a lone value above 1 among fractions may be a slip of any kind.
+    percent = (_is_number(acc["clean"]) and 1.0 < acc["clean"] <= 100.0
+               and all(0.0 <= v <= 100.0 for v in numeric))
+    for path, value in values:
+        _check_accuracy(value, path, percent)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_accuracy(value: Any, path: str, percent_table: bool) -> None:
+    if not _is_number(value):
+        raise ValueError(f"{path} = {value!r} is not a number (accuracies are fractions in [0, 1])")
+    if math.isnan(value):
+        raise ValueError(f"{path} is nan: a table holds measured accuracies only; leave a cell "
+                         "that was not measured out of the table")
+    if not 0.0 <= value <= 1.0:
+        shown = value if type(value) in (int, float) else float(value)  # not np.float64(...)
+        if percent_table:
+            hint = (f"; this table looks like percentages: divide every value by 100 "
+                    f"({float(value) / 100:g} here)")
+        elif 1.0 < value <= 100.0:
+            hint = f"; if it is a percentage, divide it by 100 ({float(value) / 100:g})"
+        else:
+            hint = ""
+        raise ValueError(f"{path} = {shown!r} is outside [0, 1]: accuracies are fractions{hint}")
 
 
 def accuracy(predictions: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
@@ -57,12 +141,13 @@ def accuracy(predictions: Sequence[int] | np.ndarray, labels: Sequence[int] | np
 
 def corruption_means(acc: Accuracies) -> dict[str, float]:
     """Mean accuracy over the severities of each corruption: ``{name: mean}``."""
-    means = {}
-    for name, by_severity in acc["corrupted"].items():
-        if not by_severity:
-            raise ValueError(f"corruption {name!r} has no severities")
-        means[name] = float(np.mean([by_severity[s] for s in sorted(by_severity)]))
-    return means
+    _check_table(acc)
+    return _corruption_means(acc["corrupted"])
+
+
+def _corruption_means(corrupted: Mapping[str, Mapping[int, float]]) -> dict[str, float]:
+    return {name: float(np.mean([float(by_severity[s]) for s in sorted(by_severity)]))
+            for name, by_severity in corrupted.items()}
 
 
 def mpc(acc: Accuracies) -> float:
@@ -76,7 +161,12 @@ def mpc(acc: Accuracies) -> float:
         >>> mpc({"clean": 0.9, "corrupted": {"fog": {1: 0.8, 2: 0.6}, "freeze": {1: 0.5}}})
         0.6
     """
-    means = corruption_means(acc)
+    _check_table(acc)
+    return _mpc(acc["corrupted"])
+
+
+def _mpc(corrupted: Mapping[str, Mapping[int, float]]) -> float:
+    means = _corruption_means(corrupted)
     if not means:
         raise ValueError("mPC needs at least one corruption")
     return float(np.mean(list(means.values())))
@@ -84,29 +174,110 @@ def mpc(acc: Accuracies) -> float:
 
 def rpc(acc: Accuracies) -> float:
     """Relative performance under corruption (Michaelis et al. 2019): mPC / clean accuracy."""
-    return _ratio(mpc(acc), acc["clean"])
+    _check_table(acc)
+    return _ratio(_mpc(acc["corrupted"]), acc["clean"])
 
 
 def summarize(acc: Accuracies, baseline: Accuracies | None = None) -> dict[str, Any]:
     """The headline numbers of one model: clean, mPC, rPC, gamma^a, gamma^r and the
-    per-corruption means; given a ``baseline`` table also mCE, relative mCE and the
-    per-corruption CE and relative CE (``None`` without one).
+    per-corruption means; given a ``baseline`` table also mCE, relative mCE, the
+    per-corruption CE and relative CE, and ``left_out``: the cells only one of the two tables
+    holds, which CE leaves out (see :func:`describe_left_out`). All four and ``left_out``
+    are ``None`` without a baseline.
 
     Example:
         >>> summarize({"clean": 0.5, "corrupted": {"fog": {1: 0.5, 2: 0.25}}})["rPC"]
         0.75
     """
-    absolute, relative = absolute_robustness(acc), relative_robustness(acc)
-    out = {"clean": float(acc["clean"]), "mPC": mpc(acc), "rPC": rpc(acc),
+    _check_table(acc, "accuracy table" if baseline is None else "model table")
+    if baseline is not None:
+        _check_table(baseline, "baseline table")
+    return _summarize(acc, baseline)
+
+
+def _summarize(acc: Accuracies, baseline: Accuracies | None) -> dict[str, Any]:
+    absolute, relative = _absolute(acc), _relative(acc)
+    out = {"clean": float(acc["clean"]), "mPC": _mpc(acc["corrupted"]),
+           "rPC": _ratio(_mpc(acc["corrupted"]), acc["clean"]),
            "gamma_a": absolute["overall"], "gamma_r": relative["overall"],
-           "per_corruption": corruption_means(acc),
+           "per_corruption": _corruption_means(acc["corrupted"]),
            "gamma_a_per_corruption": absolute["per_corruption"],
            "gamma_r_per_corruption": relative["per_corruption"],
-           "mCE": None, "relative_mCE": None, "CE": None, "relative_CE": None}
+           "mCE": None, "relative_mCE": None, "CE": None, "relative_CE": None, "left_out": None}
     if baseline is not None:
-        ce, rce = corruption_errors(acc, baseline), relative_corruption_errors(acc, baseline)
-        out.update(mCE=_mean_defined(ce.values()), relative_mCE=_mean_defined(rce.values()), CE=ce, relative_CE=rce)
+        cells, left_out = _shared(acc, baseline)
+        ce = _corruption_errors(acc, baseline, cells, relative=False)
+        rce = _corruption_errors(acc, baseline, cells, relative=True)
+        out.update(mCE=_mean_defined(ce.values()), relative_mCE=_mean_defined(rce.values()),
+                   CE=ce, relative_CE=rce, left_out=left_out)
     return out
+
+
+# --- cells a model and its baseline share ----------------------------------------------
+
+def describe_left_out(left_out: Mapping[str, Mapping[str, Sequence[int]]] | None,
+                      model: str = "the model", baseline: str = "the baseline") -> str:
+    """The cells of a ``left_out`` dict in words, ``""`` when there are none.
+
+    Example:
+        >>> describe_left_out({"missing_in_baseline": {"snow": [1, 2]}, "missing_in_model": {"fog": [3]}})
+        'snow (sev 1, 2) not in the baseline; fog (sev 3) not in the model'
+    """
+    parts = []
+    for key, where in (("missing_in_baseline", baseline), ("missing_in_model", model)):
+        cells = (left_out or {}).get(key) or {}
+        if cells:
+            parts.append(f"{_cells_text(cells)} not in {where}")
+    return "; ".join(parts)
+
+
+def _cells_text(cells: Mapping[str, Iterable[int]]) -> str:
+    return ", ".join(f"{name} (sev {', '.join(str(s) for s in sorted(sevs))})"
+                     for name, sevs in cells.items())
+
+
+def _shared(acc: Accuracies, baseline: Accuracies) -> tuple[list[tuple[str, list[int]]], LeftOut]:
+    """``[(corruption, shared severities)]`` for each corruption both (checked) tables ran
+    at one severity or more, and the ``left_out`` dict of the cells only one of them holds;
+    raise if they share no cell."""
+    mine, theirs = acc["corrupted"], baseline["corrupted"]
+    cells = []
+    left_out: LeftOut = {"missing_in_baseline": {}, "missing_in_model": {}}
+    for name, by_severity in mine.items():
+        other = theirs.get(name, {})
+        shared = sorted(s for s in by_severity if s in other)
+        if shared:
+            cells.append((name, shared))
+        only = sorted(int(s) for s in by_severity if s not in other)
+        if only:
+            left_out["missing_in_baseline"][name] = only
+    for name, by_severity in theirs.items():
+        only = sorted(int(s) for s in by_severity if s not in mine.get(name, {}))
+        if only:
+            left_out["missing_in_model"][name] = only
+    if not cells:
+        raise ValueError(f"the model and the baseline share no (corruption, severity): the model "
+                         f"has {_cells_text(mine) or 'none'}; the baseline has "
+                         f"{_cells_text(theirs) or 'none'}")
+    return cells, left_out
+
+
+def _checked_pair(acc: Accuracies, baseline: Accuracies,
+                  warn_as: str | None = None) -> tuple[list[tuple[str, list[int]]], LeftOut]:
+    """Check both tables, then :func:`_shared`; with ``warn_as`` (the public function's
+    name) warn about left-out cells, for functions whose result has no room to name them."""
+    _check_table(acc, "model table")
+    _check_table(baseline, "baseline table")
+    cells, left_out = _shared(acc, baseline)
+    text = describe_left_out(left_out)
+    if warn_as and text:
+        warnings.warn(f"{warn_as}: computed over the cells both tables hold; left out: {text}",
+                      CellsLeftOutWarning, stacklevel=3)
+    return cells, left_out
+
+
+def _restrict(acc: Accuracies, cells: list[tuple[str, list[int]]]) -> dict[str, dict[int, float]]:
+    return {name: {s: acc["corrupted"][name][s] for s in severities} for name, severities in cells}
 
 
 # --- corruption error (Hendrycks & Dietterich 2019) ------------------------------------
@@ -118,7 +289,8 @@ def corruption_errors(acc: Accuracies, baseline: Accuracies) -> dict[str, float]
 
         CE_c = sum_s E^f_{s,c} / sum_s E^base_{s,c},    E = 1 - accuracy
 
-    over the corruptions and severities both tables hold. 1.0: as many errors as the
+    over the corruptions and severities both tables hold; a cell only one of them holds is
+    left out with a :class:`CellsLeftOutWarning` naming it. 1.0: as many errors as the
     baseline; below 1: fewer. Normalising per corruption keeps a corruption that is hard for
     every model from dominating the mean (:func:`mce`). ``nan`` where the baseline makes no
     error at all.
@@ -129,16 +301,19 @@ def corruption_errors(acc: Accuracies, baseline: Accuracies) -> dict[str, float]
         >>> round(corruption_errors(rigl, dense)["fog"], 6)
         0.666667
     """
-    return {name: _ratio(sum(1.0 - mine[s] for s in sev), sum(1.0 - theirs[s] for s in sev))
-            for name, mine, theirs, sev in _shared_cells(acc, baseline)}
+    cells, _ = _checked_pair(acc, baseline, "corruption_errors")
+    return _corruption_errors(acc, baseline, cells, relative=False)
 
 
 def mce(acc: Accuracies, baseline: Accuracies) -> float:
     """Mean corruption error: the mean over corruptions of :func:`corruption_errors`.
 
     A corruption on which the baseline made no error has no CE (``nan``) and is left out
-    of the mean; ``nan`` only when no corruption has one."""
-    return _mean_defined(corruption_errors(acc, baseline).values())
+    of the mean; ``nan`` only when no corruption has one. A (corruption, severity) only one
+    of the two tables holds is left out too, and a :class:`CellsLeftOutWarning` names it
+    (:func:`summarize` returns the same number with the left-out cells in its result)."""
+    cells, _ = _checked_pair(acc, baseline, "mce")
+    return _mean_defined(_corruption_errors(acc, baseline, cells, relative=False).values())
 
 
 def relative_corruption_errors(acc: Accuracies, baseline: Accuracies) -> dict[str, float]:
@@ -149,7 +324,7 @@ def relative_corruption_errors(acc: Accuracies, baseline: Accuracies) -> dict[st
     How much *more* error the corruption causes than the clean data does, against the
     baseline's increase: a model can have a low CE only because it is more accurate
     everywhere; a low relative CE means it also degrades less. ``nan`` where the baseline
-    loses nothing under the corruption.
+    loses nothing under the corruption. Left-out cells warn as in :func:`corruption_errors`.
 
     Example:
         >>> dense = {"clean": 0.9, "corrupted": {"fog": {1: 0.8, 2: 0.6}}}   # +0.1, +0.3
@@ -157,35 +332,33 @@ def relative_corruption_errors(acc: Accuracies, baseline: Accuracies) -> dict[st
         >>> round(relative_corruption_errors(rigl, dense)["fog"], 6)
         0.5
     """
-    clean, base_clean = 1.0 - float(acc["clean"]), 1.0 - float(baseline["clean"])
-    return {name: _ratio(sum((1.0 - mine[s]) - clean for s in sev),
-                         sum((1.0 - theirs[s]) - base_clean for s in sev))
-            for name, mine, theirs, sev in _shared_cells(acc, baseline)}
+    cells, _ = _checked_pair(acc, baseline, "relative_corruption_errors")
+    return _corruption_errors(acc, baseline, cells, relative=True)
 
 
 def relative_mce(acc: Accuracies, baseline: Accuracies) -> float:
     """Relative mCE: the mean over corruptions of :func:`relative_corruption_errors`, leaving
-    out those where the baseline loses nothing (their relative CE is ``nan``)."""
-    return _mean_defined(relative_corruption_errors(acc, baseline).values())
+    out those where the baseline loses nothing (their relative CE is ``nan``). Left-out
+    cells warn as in :func:`mce`."""
+    cells, _ = _checked_pair(acc, baseline, "relative_mce")
+    return _mean_defined(_corruption_errors(acc, baseline, cells, relative=True).values())
+
+
+def _corruption_errors(acc: Accuracies, baseline: Accuracies, cells: list[tuple[str, list[int]]],
+                       relative: bool) -> dict[str, float]:
+    """CE (or relative CE) per corruption over ``cells`` (from :func:`_shared`)."""
+    mine, theirs = acc["corrupted"], baseline["corrupted"]
+    # relative CE counts only the error a corruption adds to the clean error
+    shift = 1.0 - float(acc["clean"]) if relative else 0.0
+    base_shift = 1.0 - float(baseline["clean"]) if relative else 0.0
+    return {name: _ratio(sum((1.0 - mine[name][s]) - shift for s in severities),
+                         sum((1.0 - theirs[name][s]) - base_shift for s in severities))
+            for name, severities in cells}
 
 
 def _mean_defined(values) -> float:
     defined = [v for v in values if not math.isnan(v)]
     return _mean(defined) if defined else math.nan
-
-
-def _shared_cells(acc: Accuracies, baseline: Accuracies) -> list[tuple[str, Mapping, Mapping, list]]:
-    """``(name, acc's severities, baseline's severities, shared severities)`` per corruption
-    both tables ran at one severity or more; raise if there is none."""
-    cells = []
-    for name, mine in acc["corrupted"].items():
-        theirs = baseline["corrupted"].get(name, {})
-        shared = sorted(s for s in mine if s in theirs)
-        if shared:
-            cells.append((name, mine, theirs, shared))
-    if not cells:
-        raise ValueError("the model and the baseline share no (corruption, severity)")
-    return cells
 
 
 # --- robustness scores (Schiappa et al. 2023) ------------------------------------------
@@ -205,8 +378,13 @@ def absolute_robustness(acc: Accuracies) -> dict[str, Any]:
         >>> round(absolute_robustness({"clean": 0.8, "corrupted": {"fog": {1: 0.7, 2: 0.5}}})["overall"], 6)
         0.8
     """
+    _check_table(acc)
+    return _absolute(acc)
+
+
+def _absolute(acc: Accuracies) -> dict[str, Any]:
     clean = float(acc["clean"])
-    per = {name: 1.0 - (clean - mean) for name, mean in corruption_means(acc).items()}
+    per = {name: 1.0 - (clean - mean) for name, mean in _corruption_means(acc["corrupted"]).items()}
     return {"per_corruption": per, "overall": _mean(per.values())}
 
 
@@ -223,8 +401,14 @@ def relative_robustness(acc: Accuracies) -> dict[str, Any]:
         >>> relative_robustness({"clean": 0.8, "corrupted": {"fog": {1: 0.7, 2: 0.5}}})["overall"]
         0.75
     """
+    _check_table(acc)
+    return _relative(acc)
+
+
+def _relative(acc: Accuracies) -> dict[str, Any]:
     clean = float(acc["clean"])
-    per = {name: 1.0 - _ratio(clean - mean, clean) for name, mean in corruption_means(acc).items()}
+    per = {name: 1.0 - _ratio(clean - mean, clean)
+           for name, mean in _corruption_means(acc["corrupted"]).items()}
     return {"per_corruption": per, "overall": _mean(per.values())}
 
 
@@ -233,7 +417,10 @@ def relative_improvement(acc: Accuracies, baseline: Accuracies) -> dict[str, Any
     of the baseline: ``(model - baseline) / baseline``, for clean accuracy, mPC and each
     corruption's mean accuracy (the form of Wu et al. 2025, Table 1's relative gains).
 
-    Only corruptions that both tables hold are compared.
+    Both tables are compared over the (corruption, severity) cells they share, so that a
+    corruption's means are over the same severities; ``"left_out"`` names the cells only
+    one of them holds (``{"missing_in_baseline": {name: [severities]},
+    "missing_in_model": {...}}``, empty when they match).
 
     Example:
         >>> dense = {"clean": 0.5, "corrupted": {"fog": {1: 0.5}}}
@@ -241,16 +428,19 @@ def relative_improvement(acc: Accuracies, baseline: Accuracies) -> dict[str, Any
         >>> relative_improvement(rigl, dense)["per_corruption"]
         {'fog': 0.25}
     """
-    mine, theirs = corruption_means(acc), corruption_means(baseline)
-    shared = [name for name in mine if name in theirs]
-    if not shared:
-        raise ValueError("relative_improvement: the two tables share no corruption")
-    restricted = {name: acc["corrupted"][name] for name in shared}
-    restricted_base = {name: baseline["corrupted"][name] for name in shared}
+    cells, left_out = _checked_pair(acc, baseline)
+    return _improvement(acc, baseline, cells, left_out)
+
+
+def _improvement(acc: Accuracies, baseline: Accuracies, cells: list[tuple[str, list[int]]],
+                 left_out: LeftOut) -> dict[str, Any]:
+    mine, theirs = _restrict(acc, cells), _restrict(baseline, cells)
+    mine_means, their_means = _corruption_means(mine), _corruption_means(theirs)
     return {
         "clean": _gain(acc["clean"], baseline["clean"]),
-        "mPC": _gain(mpc({"corrupted": restricted}), mpc({"corrupted": restricted_base})),
-        "per_corruption": {name: _gain(mine[name], theirs[name]) for name in shared},
+        "mPC": _gain(_mpc(mine), _mpc(theirs)),
+        "per_corruption": {name: _gain(mine_means[name], their_means[name]) for name in mine},
+        "left_out": left_out,
     }
 
 
@@ -261,31 +451,39 @@ def win_loss(acc: Accuracies, baseline: Accuracies, tol: float = 1e-9) -> dict[s
     Image Corruption Robustness", ICLR) draw for DST against dense training.
 
     Returns ``{"win": n, "loss": n, "tie": n, "scenarios": [{"corruption", "severity",
-    "accuracy", "baseline", "difference", "outcome"}, ...]}``.
+    "accuracy", "baseline", "difference", "outcome"}, ...], "left_out": cells}``, with
+    ``left_out`` the cells only one table holds (see :func:`relative_improvement`).
 
     Example:
         >>> dense = {"clean": 0.5, "corrupted": {"fog": {1: 0.5, 2: 0.4}, "freeze": {1: 0.3}}}
         >>> rigl = {"clean": 0.5, "corrupted": {"fog": {1: 0.6, 2: 0.4}, "freeze": {1: 0.2}}}
-        >>> {k: v for k, v in win_loss(rigl, dense).items() if k != "scenarios"}
+        >>> {k: v for k, v in win_loss(rigl, dense).items() if k not in ("scenarios", "left_out")}
         {'win': 1, 'loss': 1, 'tie': 1}
     """
+    cells, left_out = _checked_pair(acc, baseline)
+    return _win_loss(acc, baseline, cells, left_out, tol)
+
+
+def _win_loss(acc: Accuracies, baseline: Accuracies, cells: list[tuple[str, list[int]]],
+              left_out: LeftOut, tol: float) -> dict[str, Any]:
     counts = {"win": 0, "loss": 0, "tie": 0}
     scenarios = []
-    for name, mine, theirs, severities in _shared_cells(acc, baseline):
+    for name, severities in cells:
+        mine, theirs = acc["corrupted"][name], baseline["corrupted"][name]
         for s in severities:
             diff = float(mine[s]) - float(theirs[s])
             outcome = "tie" if abs(diff) <= tol else ("win" if diff > 0 else "loss")
             counts[outcome] += 1
             scenarios.append({"corruption": name, "severity": s, "accuracy": float(mine[s]),
                               "baseline": float(theirs[s]), "difference": diff, "outcome": outcome})
-    return {**counts, "scenarios": scenarios}
+    return {**counts, "scenarios": scenarios, "left_out": left_out}
 
 
 def compare(acc: Accuracies, baseline: Accuracies, tol: float = 1e-9) -> dict[str, Any]:
     """The comparison of one model (or a seed mean, :func:`mean_table`) against the dense
     model, as Wu et al. 2025 draw it: :func:`relative_improvement` (clean, mPC, each
     corruption), the mPC difference in accuracy (``mPC_difference``, model - baseline) and
-    :func:`win_loss`.
+    :func:`win_loss`, all over the cells both tables hold; ``left_out`` names the others.
 
     Example:
         >>> dense = {"clean": 0.5, "corrupted": {"fog": {1: 0.5}}}
@@ -293,11 +491,11 @@ def compare(acc: Accuracies, baseline: Accuracies, tol: float = 1e-9) -> dict[st
         >>> c = compare(rigl, dense); (c["mPC"], c["mPC_difference"], c["win_loss"]["win"])
         (0.25, 0.125, 1)
     """
-    gain = relative_improvement(acc, baseline)
-    shared = {name: acc["corrupted"][name] for name in gain["per_corruption"]}
-    shared_base = {name: baseline["corrupted"][name] for name in gain["per_corruption"]}
-    return {**gain, "mPC_difference": mpc({"corrupted": shared}) - mpc({"corrupted": shared_base}),
-            "win_loss": win_loss(acc, baseline, tol)}
+    cells, left_out = _checked_pair(acc, baseline)
+    gain = _improvement(acc, baseline, cells, left_out)
+    difference = _mpc(_restrict(acc, cells)) - _mpc(_restrict(baseline, cells))
+    return {**gain, "mPC_difference": difference,
+            "win_loss": _win_loss(acc, baseline, cells, left_out, tol)}
 
 
 # --- several training seeds ------------------------------------------------------------
@@ -334,8 +532,10 @@ def std_table(tables: Sequence[Accuracies]) -> dict[str, Any]:
 
 def summarize_seeds(tables: Sequence[Accuracies], baseline: Accuracies | None = None) -> dict[str, Any]:
     """Mean and std over runs (seeds) of each ``HEADLINE`` number of :func:`summarize`:
-    ``{"n": runs, "mean": {name: value}, "std": {name: value}}``. The numbers are computed
-    per run, then averaged (not computed from the mean table); mCE needs a ``baseline``.
+    ``{"n": runs, "mean": {name: value}, "std": {name: value}, "left_out": cells}``. The
+    numbers are computed per run, then averaged (not computed from the mean table); mCE
+    needs a ``baseline``. ``left_out`` is the union over runs of :func:`summarize`'s (the
+    cells CE left out), ``None`` without a baseline.
 
     Example:
         >>> runs = [{"clean": 0.8, "corrupted": {"fog": {1: 0.6}}},
@@ -345,20 +545,34 @@ def summarize_seeds(tables: Sequence[Accuracies], baseline: Accuracies | None = 
     """
     if not tables:
         raise ValueError("summarize_seeds: no tables")
-    per_run = [summarize(t, baseline) for t in tables]
-    out: dict[str, Any] = {"n": len(tables), "mean": {}, "std": {}}
+    for i, table in enumerate(tables):
+        _check_table(table, f"tables[{i}]")
+    if baseline is not None:
+        _check_table(baseline, "baseline table")
+    per_run = [_summarize(t, baseline) for t in tables]
+    out: dict[str, Any] = {"n": len(tables), "mean": {}, "std": {}, "left_out": None}
     for key in HEADLINE:
         values = [run[key] for run in per_run]
         if all(v is None for v in values):
             out["mean"][key] = out["std"][key] = None
         else:
             out["mean"][key], out["std"][key] = mean_std(values)
+    if baseline is not None:
+        union: dict[str, dict[str, set[int]]] = {"missing_in_baseline": {}, "missing_in_model": {}}
+        for run in per_run:
+            for side, cells in run["left_out"].items():
+                for name, severities in cells.items():
+                    union[side].setdefault(name, set()).update(severities)
+        out["left_out"] = {side: {name: sorted(sev) for name, sev in cells.items()}
+                           for side, cells in union.items()}
     return out
 
 
 def _cellwise(tables: Sequence[Accuracies], reduce) -> dict[str, Any]:
     if not tables:
         raise ValueError("no tables to combine")
+    for i, table in enumerate(tables):
+        _check_table(table, f"tables[{i}]")
     names = [n for n in tables[0]["corrupted"] if all(n in t["corrupted"] for t in tables[1:])]
     corrupted = {}
     for name in names:

@@ -30,12 +30,12 @@ import csv
 import json
 import math
 import os
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vidsparse.corruptions import list_corruptions
+from vidsparse.files import atomic_path
 from vidsparse.robustness import metrics
 
 RESULTS_FORMAT = "vidsparse-robustness/2"
@@ -364,6 +364,7 @@ def render_markdown(results: dict[str, Any], plot_name: str | None = PLOT_NAME) 
             row += [_signed_pct(vs and vs["mPC"]), *(_count(wl.get(k)) for k in ("win", "loss", "tie"))]
         rows.append(row + [f"`{m['checkpoint']}`"])
     lines += _table(header, rows, numeric_from=1, numeric_to=len(header) - 1)
+    lines += _left_out_lines([(m["label"], m["vs_baseline"], base) for m in methods])
     if plot_name:
         lines += ["", f"![Mean accuracy against severity, one panel per corruption family]"
                       f"({FAMILY_PLOT_NAME})"]
@@ -468,6 +469,7 @@ def _comparison_section(results: dict[str, Any], with_plot: bool) -> list[str]:
                      _signed_pct(vs and vs["clean"]),
                      *(_count(wl.get(k)) for k in ("win", "loss", "tie"))])
     lines += _table(header, rows, numeric_from=1, numeric_to=len(header))
+    lines += _left_out_lines([(g["label"], g["vs_reference"], g["reference"]) for g in compared])
     total = [sum(g["vs_reference"]["win_loss"][k] for g in compared) for k in ("win", "loss", "tie")]
     lines += ["", f"Over all methods and scenarios: {total[0]} wins, {total[1]} losses, "
                   f"{total[2]} ties."]
@@ -485,6 +487,18 @@ def _comparison_section(results: dict[str, Any], with_plot: bool) -> list[str]:
     if with_plot:
         lines += ["", f"![Relative improvement over dense, corruption x method]({HEATMAP_NAME})"]
     return lines
+
+
+def _left_out_lines(compared: list[tuple[str, dict[str, Any] | None, str | None]]) -> list[str]:
+    """One line naming the (corruption, severity) cells that only one side of a comparison
+    (label, its ``compare`` result, the reference's label) holds, which the numbers leave
+    out; nothing when every pair holds the same cells (or the results predate ``left_out``)."""
+    parts = [f"{label} vs {ref}: {text}" for label, vs, ref in compared
+             if vs and (text := metrics.describe_left_out(vs.get("left_out"), label, ref))]
+    if not parts:
+        return []
+    return ["", "Left out of the comparison (cells only one side holds; the numbers above are "
+                "over the cells both hold): " + "; ".join(parts) + "."]
 
 
 def _per_corruption_section(results: dict[str, Any]) -> list[str]:
@@ -873,13 +887,6 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place,
     so that a reader never sees half a file (or a stale one next to a fresh one)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for others to read
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:  # the mode open() would give, so the group can read it
+        write(tmp)
     return path
