@@ -23,7 +23,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from vidsparse.files import make_temp_dir, reset_mode
+from vidsparse.files import fsync_dir, make_temp_dir, reset_mode
 
 MASK_SUFFIX = "_mask"
 
@@ -76,7 +76,7 @@ def replace_dir(tmp: str | os.PathLike, directory: str | os.PathLike) -> None:
             shutil.rmtree(old)
         os.replace(directory, old)
     os.replace(tmp, directory)
-    _fsync_dir(directory.parent)
+    fsync_dir(directory.parent)
     if old.exists():
         shutil.rmtree(old)
 
@@ -92,20 +92,7 @@ def fsync_tree(directory: str | os.PathLike) -> None:
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
     for folder in folders:
-        _fsync_dir(folder)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems (and Windows) do not flush a directory
-        pass
-    finally:
-        os.close(fd)
+        fsync_dir(folder)
 
 
 def load_final(directory: str | os.PathLike, device: str | torch.device = "cpu"):

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_path", "atomic_write", "make_temp_dir", "reset_mode", "umask"]
+__all__ = ["atomic_path", "atomic_write", "fsync_dir", "make_temp_dir", "reset_mode", "umask"]
 
 # The characters and length of tempfile's names: tools that clean up after a killed run
 # (corruptions.generate.TEMPORARY) recognise temporaries by this shape.
@@ -182,10 +182,12 @@ def _finish(tmp: Path, path: Path, fsync: bool) -> None:
             os.fsync(handle.fileno())
     os.replace(tmp, path)
     if fsync:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Flush the listing of ``folder`` to disk, where the filesystem can (a rename inside it
+    is then durable)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
