@@ -21,8 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
+from vidsparse.config import parse_overrides
 from vidsparse.corruptions import list_corruptions
 from vidsparse.corruptions.generate import STORAGE, corrupt_dataset, verify_dataset
 from vidsparse.data.datasets import DatasetFormatError
@@ -63,17 +62,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
     return parser, parser.parse_args(argv)
 
 
-def parse_options(items: list[str]) -> dict:
-    """``["temporal=iid", "x=2"]`` -> ``{"temporal": "iid", "x": 2}`` (values read as YAML)."""
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
-        options[key.strip()] = yaml.safe_load(value)
-    return options
-
-
 def verify(dst: Path) -> int:
     try:
         checked, problems = verify_dataset(dst)
@@ -101,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = corrupt_dataset(
             args.src, args.dst, args.corruptions, severities, layout=args.layout,
             split=args.split, fold=args.fold, seed=args.seed, storage=args.storage, crf=args.crf,
-            codec=args.codec, options=parse_options(args.option), workers=args.workers,
+            codec=args.codec, options=parse_overrides(args.option, what="--option"), workers=args.workers,
             progress=not args.quiet)
     except (ValueError, FileNotFoundError, DatasetFormatError) as err:
         parser.error(str(err))  # nothing has been written: every check runs first

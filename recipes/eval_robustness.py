@@ -21,16 +21,17 @@ interrupted evaluation started again continues where it stopped (``--no-cache`` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import torch
 from accelerate import Accelerator
 
 from vidsparse.corruptions import Corruption
-from vidsparse.data import build_dataset, build_transform
-from vidsparse.robustness import build_results, evaluate, read_results, summary_table, write_report_files
-from vidsparse.robustness.evaluate import load_checkpoint, shared_data_config
-from vidsparse.robustness.report import unique_labels
+from vidsparse.robustness import evaluate, results_from_evaluation, summary_table, write_report_files
+from vidsparse.robustness.evaluate import build_test_split, load_checkpoint
+from vidsparse.robustness.labels import unique_labels
+from vidsparse.robustness.schema import Stability
 from vidsparse.robustness.spectral import spectral_curves
 from vidsparse.robustness.stability import flip_rate
 
@@ -73,8 +74,11 @@ accelerator = Accelerator(cpu=args.cpu or not torch.cuda.is_available())
 if accelerator.device.type == "cpu" and accelerator.num_processes > 1:
     torch.set_num_threads(max(1, torch.get_num_threads() // accelerator.num_processes))
 try:
+    # Each checkpoint is loaded once: the evaluation, the spectral curves and the flip rates
+    # all run the same models.
+    checkpoints = [load_checkpoint(c, accelerator.device) for c in args.checkpoint]
     evaluation = evaluate(
-        args.checkpoint, args.data, corrupted=args.corrupted, corruptions=args.corruptions,
+        checkpoints, args.data, corrupted=args.corrupted, corruptions=args.corruptions,
         severities=args.severities, batch_size=args.batch_size, num_workers=args.num_workers,
         seed=args.seed, limit=args.limit, accelerator=accelerator,
         cache_dir=None if args.no_cache else f"{args.out}/cache",
@@ -92,14 +96,12 @@ if not accelerator.is_main_process:
 # ------------------------------------------------- spectral curves, flip rate (main process)
 spectral = stability = None
 if args.spectral:
-    spectral = spectral_curves(evaluation.checkpoints, args.data, batch_size=args.batch_size,
+    spectral = spectral_curves(checkpoints, args.data, batch_size=args.batch_size,
                                num_workers=args.num_workers, limit=args.limit, device=accelerator.device)
 if args.flip_rate:
-    checkpoints = [load_checkpoint(c, accelerator.device) for c in evaluation.checkpoints]
-    data_cfg = shared_data_config(checkpoints, args.data)
-    test = build_dataset(data_cfg, data_cfg.get("test_split", "test"), build_transform(data_cfg, train=False))
+    test = build_test_split(checkpoints, args.data)
     labels = unique_labels(evaluation.configs, evaluation.checkpoints)
-    models = [c.model.to(accelerator.device).eval() for c in checkpoints]
+    models = [c.model for c in checkpoints]
     conditions = {"clean": None}
     for name in dict.fromkeys(c.corruption for c in evaluation.conditions if not c.is_clean):
         conditions[f"{name} s3"] = Corruption(name, 3, seed=args.seed)
@@ -110,20 +112,18 @@ if args.flip_rate:
                         device=accelerator.device, progress=False)
         for label, rate in zip(labels, out["flip_rate"]):
             rates[label][condition] = rate
-    stability = {"clips_per_video": args.flip_rate, "stride": args.flip_stride, "flip_rate": rates}
+    stability = Stability(clips_per_video=args.flip_rate, stride=args.flip_stride, flip_rate=rates)
 
 # ------------------------------------------------------------------------------ report
+evaluation = dataclasses.replace(evaluation, spectral=spectral, stability=stability)
 try:
-    results = build_results(evaluation, baseline=args.baseline, spectral=spectral)
+    results = results_from_evaluation(evaluation, baseline=args.baseline)
 except ValueError as exc:  # e.g. a --baseline that names no checkpoint
     sys.exit(f"error: {exc}")
-if stability is not None:
-    results["stability"] = stability
 paths = write_report_files(results, args.out)
-results = read_results(paths["results"])
-corrupted = results["dataset"]["corrupted"]
+corrupted = results.dataset.corrupted
 source = f"read from {corrupted}" if corrupted else f"corrupted on the fly (seed {args.seed})"
-print(f"\n{results['dataset']['num_videos']} test videos, "
-      f"{len(results['corruptions'])} corruption(s) {source}; accuracy in %")
+print(f"\n{results.dataset.num_videos} test videos, "
+      f"{len(results.corruptions)} corruption(s) {source}; accuracy in %")
 print(summary_table(results))
 print("\n" + "\n".join(f"{key}: {path}" for key, path in paths.items()))

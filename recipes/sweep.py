@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from vidsparse.config import ConfigError, load_config, parse_overrides
+from vidsparse.config import ConfigError, load_config, merge_config, override_layers, read_yaml_mapping
 from vidsparse.sparse import UPDATERS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +38,8 @@ DEFAULTS = {
     "launch": [],
     "data": {
         "root": None,          # the dataset; None: output_dir/data, generated
-        # make_synthetic's arguments when the sweep writes the embedded dataset itself
+        # make_synthetic's arguments when the sweep writes the embedded dataset itself; a
+        # mapping given here replaces this one whole (LEAVES)
         "generate": {"classes": 4, "videos_per_class": 24, "seed": 0},
     },
     "train": {
@@ -59,19 +60,15 @@ DEFAULTS = {
 }
 
 
+LEAVES = {"data.generate"}  # mappings taken whole: free-form function arguments
+
+
 def load_sweep(path: str, overrides: list[str]) -> dict:
-    """Defaults <- the sweep file <- ``key=value`` overrides; unknown keys are errors."""
+    """Defaults <- the sweep file <- ``key=value`` overrides, merged and type-checked as the
+    training configs are (vidsparse.config): unknown keys and wrong types are errors."""
     cfg = copy.deepcopy(DEFAULTS)
-    loaded = yaml.safe_load(Path(path).read_text()) or {}
-    nested: dict = {}
-    for dotted, value in parse_overrides(overrides).items():
-        node = nested
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    for layer, source in ((loaded, path), (nested, "command line")):
-        merge(cfg, layer, DEFAULTS, "", source)
+    for layer, source in [(read_yaml_mapping(path), str(path)), *override_layers(overrides)]:
+        merge_config(cfg, layer, DEFAULTS, source, leaves=LEAVES)
     for method in cfg["train"]["methods"]:
         if method not in UPDATERS.names():
             raise ValueError(f"train.methods: unknown method {method!r}; known: {', '.join(UPDATERS.names())}")
@@ -79,18 +76,6 @@ def load_sweep(path: str, overrides: list[str]) -> dict:
         if not (isinstance(s, (int, float)) and 0 < s < 1):
             raise ValueError(f"train.sparsities: each must be in (0, 1), got {s!r}")
     return cfg
-
-
-def merge(cfg: dict, layer: dict, schema: dict, prefix: str, source: str) -> None:
-    for key, value in layer.items():
-        if key not in schema:
-            raise ValueError(f"{source}: unknown key {prefix + key!r}; known here: {sorted(schema)}")
-        if isinstance(schema[key], dict) and key != "generate":
-            if not isinstance(value, dict):
-                raise ValueError(f"{source}: {prefix + key!r} must be a mapping")
-            merge(cfg[key], value, schema[key], f"{prefix}{key}.", source)
-        else:
-            cfg[key] = value
 
 
 def runs(cfg: dict) -> list[tuple[str, list[str]]]:

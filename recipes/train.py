@@ -6,6 +6,10 @@
 Runs on one process, N processes (DDP) and N machines as Accelerate launches it; on a
 machine without CUDA it uses CPU processes with the gloo backend. The final weights,
 masks and resolved config land in ``<output_dir>/final/``.
+
+The script reads top to bottom: config, setup, model and sparsity, resume, the training
+loop, evaluation and the final save. What it keeps on disk (checkpoint discovery, crash
+recovery, the final format) is vidsparse.checkpoint; the config schema is vidsparse.config.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import gc
 import json
 import math
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -29,11 +32,12 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from tqdm.auto import tqdm
 
 from vidsparse import DynamicSparsity, create_model
-from vidsparse.checkpoint import replace_dir, save_final
-from vidsparse.config import ConfigError, load_config, sparsity_config
+from vidsparse.checkpoint import (CheckpointError, commit_step_checkpoint, newest_checkpoint, read_step_file,
+                                  recover_interrupted_writes, resume_source, save_final, temp_step_dir)
+from vidsparse.config import ConfigError, load_config, sparsity_config, trackers
 from vidsparse.data import build_dataset, build_transform
-from vidsparse.files import atomic_write, reset_mode
-from vidsparse.robustness.evaluate import clip_scores
+from vidsparse.files import atomic_write
+from vidsparse.models.scoring import clip_scores
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--config", required=True, help="YAML config (see recipes/configs/)")
@@ -44,8 +48,51 @@ try:
 except ConfigError as exc:
     sys.exit(f"error: {exc}")
 
+
+def lr_factor(step: int, optim: dict, max_steps: int) -> float:
+    """Linear warmup over ``optim["warmup_steps"]``, then cosine decay to ``min_lr_ratio``."""
+    if step < optim["warmup_steps"]:
+        return (step + 1) / optim["warmup_steps"]
+    progress = (step - optim["warmup_steps"]) / max(1, max_steps - optim["warmup_steps"])
+    return optim["min_lr_ratio"] + (1 - optim["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def dst_statistics(per_layer: dict[str, dict]) -> dict[str, float]:
+    """Over all sparse layers (``sparsity.stats()``): the share of active weights regrown at
+    the last mask update, and in-time over-parameterisation (the share of weights ever active)."""
+    stats = per_layer.values()
+    active = sum(s["active"] for s in stats)
+    numel = sum(s["numel"] for s in stats)
+    return {"mask_changed": sum(s["changed"] * s["active"] for s in stats) / max(active, 1),
+            "itop": sum(s["itop"] * s["numel"] for s in stats) / max(numel, 1) if numel else 1.0}
+
+
+def save_checkpoint(accelerator: Accelerator, root: Path, step: int, mask_update_steps: list[int]) -> None:
+    """Write ``root/step_N`` through a temporary name so a kill never leaves half of one."""
+    tmp = temp_step_dir(root, step)
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:  # the file list, fsync, then the rename
+        commit_step_checkpoint(root, step, mask_update_steps=mask_update_steps)
+    accelerator.wait_for_everyone()
+
+
+def shut_down(accelerator: Accelerator) -> None:
+    """Close the trackers and the process group. Delete the script's own references to the
+    model, optimizer, loaders, scheduler and engine first (``del``): DDP's reducer keeps the
+    gloo process group alive, and a group freed only at interpreter exit can abort a rank with
+    "terminate called without an active exception" (pytorch#190489). Call it on every rank."""
+    accelerator.free_memory()
+    gc.collect()
+    accelerator.end_training()
+
+
 # --------------------------------------------------------------------------- setup
 output_dir = Path(cfg["output_dir"])
+checkpoint_root = output_dir / "checkpoints"
 # `accelerate launch --use_fsdp/--use_deepspeed` (or a config file saying so) sets these; the
 # check comes before Accelerator() because that fails on its own without the packages.
 SHARDED = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed",
@@ -55,14 +102,16 @@ if sharded:
     sys.exit(f"error: accelerate is configured for {sharded[0]}; vidsparse supports DDP (multi-GPU "
              "and multi-node) but not sharded training yet: a mask needs the whole parameter on "
              "every rank. Launch without it (e.g. `accelerate launch --multi_gpu ...`).")
-# Checkpoints of an earlier run in the same place would be mixed with this run's, and a later
-# resume=auto could pick one of theirs.
-stale = sorted((p.name for p in (output_dir / "checkpoints").glob("step_*") if p.is_dir()),
-               key=lambda name: int(name[5:]) if name[5:].isdigit() else -1)
-if cfg["resume"] == "none" and stale:
-    sys.exit(f"error: resume=none but {output_dir / 'checkpoints'} already holds checkpoints of an "
-             f"earlier run ({', '.join(stale)}); continue that run with resume=auto, or start "
-             "over in another output_dir (or after deleting them)")
+# resume=none refuses an earlier run's checkpoints (a later resume=auto could pick one of
+# theirs); resume=DIR must name a complete checkpoint. Both are checked before anything is
+# built. resume=auto is looked up after the crash recovery below.
+resume = cfg["resume"]
+source = None
+if resume != "auto":
+    try:
+        source = resume_source(resume, checkpoint_root)
+    except CheckpointError as exc:
+        sys.exit(f"error: {exc}")
 # Without cpu=True on a CUDA-less machine, `accelerate launch --multi_gpu` starts processes
 # that each train alone (world size 1). With it they form one gloo process group.
 accelerator = Accelerator(
@@ -70,7 +119,7 @@ accelerator = Accelerator(
     mixed_precision=cfg["mixed_precision"],
     gradient_accumulation_steps=cfg["grad_accum_steps"],
     step_scheduler_with_optimizer=False,  # the schedule below is in optimizer steps already
-    log_with="tensorboard",
+    log_with=trackers(cfg) or None,  # checked by load_config: every package is installed
     project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
     dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
 )
@@ -99,34 +148,23 @@ if len(train_loader) // accelerator.num_processes < 1:
     sys.exit(f"error: {len(train_set)} training videos are fewer than batch_size={cfg['batch_size']} "
              f"x {accelerator.num_processes} processes")
 
+# --------------------------------------------------------------------------- model, optimizer, sparsity
 model = create_model(cfg["model"]["name"], num_classes=cfg["model"]["num_classes"],
                      checkpoint=cfg["model"]["checkpoint"], **cfg["model"]["kwargs"])
 
-# No weight decay on norms and biases (every 0- or 1-dimensional parameter).
-decay = [p for p in model.parameters() if p.ndim > 1]
-no_decay = [p for p in model.parameters() if p.ndim <= 1]
-groups = [{"params": decay, "weight_decay": cfg["optim"]["weight_decay"]},
-          {"params": no_decay, "weight_decay": 0.0}]
 opt = cfg["optim"]
+max_steps = cfg["max_steps"]
+# No weight decay on norms and biases (every 0- or 1-dimensional parameter).
+groups = [{"params": [p for p in model.parameters() if p.ndim > 1], "weight_decay": opt["weight_decay"]},
+          {"params": [p for p in model.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
 if opt["name"] == "sgd":
     optimizer = torch.optim.SGD(groups, lr=opt["lr"], momentum=opt["momentum"], nesterov=opt["nesterov"])
 else:
     optimizer = torch.optim.AdamW(groups, lr=opt["lr"], betas=tuple(opt["betas"]))
+scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, opt, max_steps))
 
-max_steps = cfg["max_steps"]
-
-
-def lr_factor(step: int) -> float:
-    """Linear warmup, then cosine decay to ``min_lr_ratio``."""
-    if step < opt["warmup_steps"]:
-        return (step + 1) / opt["warmup_steps"]
-    progress = (step - opt["warmup_steps"]) / max(1, max_steps - opt["warmup_steps"])
-    return opt["min_lr_ratio"] + (1 - opt["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-
-# Sparsify before prepare (DESIGN.md): masks are drawn from the seed, identical on every rank.
+# Sparsify before prepare (docs/ARCHITECTURE.md, "Multi-GPU rules"): masks are drawn from the
+# seed, identical on every rank.
 sparsity = DynamicSparsity(model, optimizer, sparsity_config(cfg), total_steps=max_steps)
 layout = sparsity.summary()
 if layout["layers"]:  # where the sparsity sits: ERK keeps many small layers dense
@@ -138,119 +176,22 @@ model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer
 accelerator.register_for_checkpointing(sparsity)
 
 # --------------------------------------------------------------------------- resume
-checkpoint_root = output_dir / "checkpoints"
-step_dir = re.compile(r"^step_(\d+)$")
-
-
-POSITION = "vidsparse_step.json"  # written last: a step_N without it is not a checkpoint
-
-
-def checkpoint_problem(directory: Path) -> str | None:
-    """Why ``directory`` is not a complete checkpoint (None: it is).
-
-    Checkpoints written by this script list every file with its size, so a file cut short
-    or removed after the rename (a full disk, a partial copy, a manual clean-up) is caught
-    here instead of as a traceback inside ``load_state``. Older checkpoints carry no list
-    and are taken as they are.
-    """
-    try:
-        position = json.loads((directory / POSITION).read_text())
-        int(position["step"])
-    except FileNotFoundError:
-        return f"no {POSITION}"
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return f"unreadable {POSITION} ({exc})"
-    for name, size in position.get("files", {}).items():
-        try:
-            found = (directory / name).stat().st_size
-        except OSError:
-            return f"{name} is missing"
-        if found != size:
-            return f"{name} has {found} bytes, {size} were written"
-    return None
-
-
-def newest_checkpoint(report: bool = False) -> Path | None:
-    """The newest complete ``checkpoints/step_N``; ``report`` says which newer ones are not."""
-    found = sorted(((int(m.group(1)), p) for p in checkpoint_root.glob("step_*")
-                    if (m := step_dir.match(p.name)) and p.is_dir()), reverse=True)
-    for _, path in found:
-        problem = checkpoint_problem(path)
-        if problem is None:
-            return path
-        if report:
-            accelerator.print(f"resume=auto: skipping {path}: incomplete checkpoint ({problem})")
-    return None
-
-
-def shut_down() -> None:
-    """Close the trackers and the process group, after dropping what holds the group.
-
-    DDP's reducer keeps the gloo process group alive; a group freed only at interpreter exit
-    can abort a rank with "terminate called without an active exception" (pytorch#190489).
-    Call it where every rank gets to it.
-    """
-    accelerator.free_memory()
-    for name in ("model", "optimizer", "train_loader", "scheduler", "sparsity", "loader"):
-        globals().pop(name, None)
-    gc.collect()
-    accelerator.end_training()
-
-
-def save_checkpoint(step: int) -> None:
-    """Write ``checkpoints/step_N`` through a temporary name so a kill never leaves half of one."""
-    final = checkpoint_root / f"step_{step}"
-    tmp = checkpoint_root / f".tmp_step_{step}"
-    if main and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if main:
-        for path in tmp.rglob("*.safetensors"):
-            reset_mode(path)  # safetensors >= 0.8 writes 0600; the rest follows the umask
-        files = {p.relative_to(tmp).as_posix(): p.stat().st_size
-                 for p in sorted(tmp.rglob("*")) if p.is_file()}
-        (tmp / POSITION).write_text(json.dumps(
-            {"step": step, "mask_update_steps": mask_update_steps, "files": files}))
-        # Flushed to disk, then renamed. A step_N already there (a resume from an older
-        # checkpoint) is moved aside to .old_step_N, not deleted in place: a kill mid-delete
-        # would leave a step_N with its POSITION and without some of its files.
-        replace_dir(tmp, final)
-    accelerator.wait_for_everyone()
-
-
 start_step = 0
 mask_update_steps: list[int] = []  # optimizer steps (1-based) at which the masks changed
-resume = cfg["resume"]
-if resume != "none":
-    if resume == "auto":
-        # What a kill left behind in the middle of save_checkpoint: never a checkpoint.
-        for leftover in sorted([*checkpoint_root.glob(".tmp_step_*"), *checkpoint_root.glob(".old_step_*")]):
-            kept = checkpoint_root / leftover.name[len(".old_"):]
-            if leftover.name.startswith(".old_") and not kept.exists():
-                # Killed between replace_dir's two renames: the old copy is the only one.
-                accelerator.print(f"resume=auto: restoring {kept} from {leftover} (left by an "
-                                  "interrupted checkpoint write)")
-                if main:
-                    os.replace(leftover, kept)
-                continue
-            accelerator.print(f"resume=auto: removing {leftover} (left by an interrupted "
-                              "checkpoint write)")
-            if main:
-                shutil.rmtree(leftover, ignore_errors=True)
-        accelerator.wait_for_everyone()  # no rank globs checkpoints while they go
-    source = newest_checkpoint(report=True) if resume == "auto" else Path(resume)
-    problem = source and checkpoint_problem(source)
+if resume == "auto":
+    if main:  # what a kill in the middle of save_checkpoint left: never a checkpoint
+        for line in recover_interrupted_writes(checkpoint_root):
+            accelerator.print(f"resume=auto: {line}")
+    accelerator.wait_for_everyone()  # no rank looks for checkpoints while they go
+    source = resume_source("auto", checkpoint_root, on_skip=lambda path, problem: accelerator.print(
+        f"resume=auto: skipping {path}: incomplete checkpoint ({problem})"))
     if source is None:
         accelerator.print("resume=auto: no complete checkpoint yet, starting from scratch")
-    elif problem:
-        sys.exit(f"error: resume={resume}: {source} is not a complete checkpoint ({problem})")
-    else:
-        accelerator.load_state(str(source))
-        position = json.loads((source / POSITION).read_text())
-        start_step, mask_update_steps = position["step"], position.get("mask_update_steps", [])
-        accelerator.print(f"resumed from {source} at step {start_step}")
+if source is not None:
+    accelerator.load_state(str(source))
+    position = read_step_file(source)
+    start_step, mask_update_steps = position["step"], position.get("mask_update_steps", [])
+    accelerator.print(f"resumed from {source} at step {start_step}")
 
 # --------------------------------------------------------------------------- train
 if main:
@@ -259,7 +200,9 @@ if main:
 hparams = {"model": cfg["model"]["name"], "method": cfg["sparsity"]["method"],
            "density": cfg["sparsity"]["density"], "lr": opt["lr"], "seed": cfg["seed"],
            "batch_size": cfg["batch_size"] * accelerator.num_processes}
-accelerator.init_trackers("train", config=hparams)
+# The run's name in the dashboards that have one (TensorBoard: logs/train/).
+accelerator.init_trackers("train", config=hparams,
+                          init_kwargs={"wandb": {"name": cfg["name"]}, "mlflow": {"run_name": cfg["name"]}})
 log_path = output_dir / "metrics.csv"
 log_fields = ["step", "loss", "accuracy", "lr", "density", "mask_updates", "mask_changed", "itop"]
 if main:
@@ -279,34 +222,14 @@ if main:
 steps_per_epoch = len(train_loader) // cfg["grad_accum_steps"]
 step = start_step
 progress = tqdm(total=max_steps, initial=step, disable=not main, desc=cfg["name"], dynamic_ncols=True)
-
-
-def zeros() -> list[torch.Tensor]:
-    # Three separate tensors (a chained `a = b = c = zeros()` would alias one).
-    return [torch.zeros((), device=accelerator.device) for _ in range(3)]
-
-
-def dst_statistics() -> dict[str, float]:
-    """Over all sparse layers: the share of active weights regrown at the last mask update,
-    and in-time over-parameterisation (the share of weights ever active)."""
-    per_layer = sparsity.stats()
-    for name, layer in per_layer.items():  # reported once per layer
-        if layer["nonzero"] == 0 and name not in all_zero_layers:
-            all_zero_layers.append(name)
-            accelerator.print(f"warning: step {step}: every weight of {name} is zero "
-                              f"({layer['active']} active in the mask, all pruned or regrown at 0)")
-    stats = per_layer.values()
-    active = sum(s["active"] for s in stats)
-    numel = sum(s["numel"] for s in stats)
-    return {"mask_changed": sum(s["changed"] * s["active"] for s in stats) / max(active, 1),
-            "itop": sum(s["itop"] * s["numel"] for s in stats) / max(numel, 1) if numel else 1.0}
-
-
-running_loss, running_correct, running_seen = zeros()
+# Running sums since the last log row; three separate tensors (`a = b = c = t` would alias one).
+running_loss, running_correct, running_seen = [torch.zeros((), device=accelerator.device) for _ in range(3)]
 skipped_batches = skipped_in_a_row = 0  # non-finite losses skipped (nonfinite_loss=skip)
 all_zero_layers: list[str] = []  # sparse layers seen with no nonzero weight
+failure = None  # the message a non-finite loss stops the run with
+loader = train_loader
 model.train()
-while step < max_steps:
+while step < max_steps and failure is None:
     epoch = step // steps_per_epoch
     train_set.set_epoch(epoch)
     train_loader.set_epoch(epoch)
@@ -320,24 +243,20 @@ while step < max_steps:
             loss = F.cross_entropy(logits, labels, label_smoothing=opt["label_smoothing"])
             # All ranks decide together (one all-reduce of a flag), so none waits in backward.
             if accelerator.reduce((~torch.isfinite(loss.detach())).float(), "max") > 0:
-                if cfg["nonfinite_loss"] == "stop":
-                    last = newest_checkpoint()
-                    accelerator.print(
-                        f"error: the loss is {loss.item()} at optimizer step {step + 1} (on at least "
-                        f"one rank); stopping. Last good checkpoint: "
-                        f"{last or 'none (checkpoint_every=0)'}; lower optim.lr, set optim.grad_clip, "
-                        f"or set nonfinite_loss=skip to skip such batches.", file=sys.stderr)
-                    shut_down()
-                    sys.exit(3)
                 skipped_batches += 1
                 skipped_in_a_row += 1
-                if skipped_in_a_row > len(train_loader):  # a whole epoch of them: give up
-                    accelerator.print(f"error: {skipped_in_a_row} batches in a row had a non-finite "
-                                      f"loss at optimizer step {step + 1}; stopping",
-                                      file=sys.stderr)
-                    shut_down()
-                    sys.exit(3)
+                if cfg["nonfinite_loss"] == "stop":
+                    last = newest_checkpoint(checkpoint_root)
+                    failure = (f"error: the loss is {loss.item()} at optimizer step {step + 1} (on at "
+                               f"least one rank); stopping. Last good checkpoint: "
+                               f"{last or 'none (checkpoint_every=0)'}; lower optim.lr, set "
+                               "optim.grad_clip, or set nonfinite_loss=skip to skip such batches.")
+                elif skipped_in_a_row > len(train_loader):  # a whole epoch of them: give up
+                    failure = (f"error: {skipped_in_a_row} batches in a row had a non-finite loss at "
+                               f"optimizer step {step + 1}; stopping")
                 optimizer.zero_grad()
+                if failure:
+                    break
                 continue
             skipped_in_a_row = 0
             accelerator.backward(loss)
@@ -360,22 +279,33 @@ while step < max_steps:
         progress.update(1)
         if step % cfg["log_every"] == 0 or step == max_steps:
             totals = accelerator.reduce(torch.stack([running_loss, running_correct, running_seen]), "sum")
+            per_layer = sparsity.stats()
+            for name, layer in per_layer.items():  # reported once per layer
+                if layer["nonzero"] == 0 and name not in all_zero_layers:
+                    all_zero_layers.append(name)
+                    accelerator.print(f"warning: step {step}: every weight of {name} is zero "
+                                      f"({layer['active']} active in the mask, all pruned or regrown at 0)")
             row = {"step": step,
                    "loss": (totals[0] / (cfg["log_every"] * cfg["grad_accum_steps"] * accelerator.num_processes)).item(),
                    "accuracy": (totals[1] / totals[2].clamp(min=1)).item(),
                    "lr": scheduler.get_last_lr()[0], "density": sparsity.density(),
-                   "mask_updates": len(mask_update_steps), **dst_statistics()}
-            running_loss, running_correct, running_seen = zeros()
+                   "mask_updates": len(mask_update_steps), **dst_statistics(per_layer)}
+            running_loss, running_correct, running_seen = [torch.zeros((), device=accelerator.device) for _ in range(3)]
             accelerator.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=step)
             progress.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}")
             if main:
                 with open(log_path, "a", newline="") as f:
                     csv.writer(f).writerow([row[k] for k in log_fields])
         if cfg["checkpoint_every"] and step % cfg["checkpoint_every"] == 0 and step < max_steps:
-            save_checkpoint(step)
+            save_checkpoint(accelerator, checkpoint_root, step, mask_update_steps)
         if step >= max_steps:
             break
 progress.close()
+if failure:  # every rank got here together (the flag above is all-reduced)
+    accelerator.print(failure, file=sys.stderr)
+    del model, optimizer, train_loader, loader, scheduler, sparsity
+    shut_down(accelerator)
+    sys.exit(3)
 
 # --------------------------------------------------------------------------- evaluate, save
 results = {"steps": step, "world_size": accelerator.num_processes,
@@ -413,4 +343,5 @@ if main:
     (final / "run.json").write_text(json.dumps({**results, "mask_digests": digests}, indent=2))
     accelerator.print(f"saved {final}")
 accelerator.wait_for_everyone()
-shut_down()
+del model, optimizer, train_loader, loader, scheduler, sparsity
+shut_down(accelerator)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,83 @@ def test_the_channel_mode_config_trains_and_records_removed_channels(synthetic_u
     assert channels["blocks.1.res_blocks.0.branch2.conv_a"] == {"channels": 36, "alive": 24}  # 18 -> 24
     assert channels["blocks.4.res_blocks.0.branch2.conv_a"] == {"channels": 216, "alive": 112}
     assert all(c["alive"] < c["channels"] for c in channels.values())
+
+
+def test_log_with_names_accelerates_trackers_or_none(monkeypatch):
+    import accelerate.utils
+
+    from vidsparse.config import ConfigError, trackers
+
+    assert load_config(None)["log_with"] == "tensorboard" and trackers(load_config(None)) == ["tensorboard"]
+    assert trackers(load_config(None, ["log_with=none"])) == []
+    assert trackers(load_config(None, ["log_with=[tensorboard,tensorboard]"])) == ["tensorboard"]
+    for value, message in [("tensorbord", "unknown tracker 'tensorbord'; Accelerate's trackers are all, "),
+                           ("[none,tensorboard]", "'none' cannot be combined"),
+                           ("3", "'log_with' must be a name or a list of names, got 3"),
+                           ("[]", "'log_with' must be a name or a list of names, got []")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(None, [f"log_with={value}"])
+    # Whether W&B is installed here or not, both cases are checked.
+    monkeypatch.setattr(accelerate.utils, "is_wandb_available", lambda: False)
+    with pytest.raises(ConfigError, match=re.escape("the wandb tracker needs the wandb package, which is "
+                                                    "not installed (pip install wandb)")):
+        load_config(None, ["log_with=[tensorboard,wandb]"])
+    monkeypatch.setattr(accelerate.utils, "is_comet_ml_available", lambda: False)
+    with pytest.raises(ConfigError, match=re.escape("(pip install comet-ml)")):
+        load_config(None, ["log_with=comet_ml"])
+    monkeypatch.setattr(accelerate.utils, "is_wandb_available", lambda: True)
+    assert trackers(load_config(None, ["log_with=[tensorboard,wandb]"])) == ["tensorboard", "wandb"]
+
+
+def test_a_bad_override_is_a_config_error_naming_it():
+    from vidsparse.config import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape("override 'max_steps=[1,': the value is not valid YAML")):
+        load_config(None, ["max_steps=[1,"])
+    with pytest.raises(ConfigError, match="override '=3' is not of the form key=value"):
+        load_config(None, ["=3"])
+
+
+def test_merge_config_checks_types_merges_sections_and_replaces_leaf_mappings():
+    from vidsparse.config import ConfigError, merge_config, override_layers
+
+    schema = {"n": 1, "lr": 0.1, "names": ["a"], "section": {"x": True, "y": "s"},
+              "free": {"k": 1, "j": 2}, "anything": None}
+    cfg = {"n": 1, "lr": 0.1, "names": ["a"], "section": {"x": True, "y": "s"},
+           "free": {"k": 1, "j": 2}, "anything": None}
+    merge_config(cfg, {"n": 4, "lr": 2, "section": {"y": "t"}, "free": {"z": 9}, "anything": [1]},
+                 schema, "f.yaml", leaves={"free"})
+    # The int for a float is converted; the section keeps x; the leaf mapping is replaced whole.
+    assert cfg == {"n": 4, "lr": 2.0, "names": ["a"], "section": {"x": True, "y": "t"},
+                   "free": {"z": 9}, "anything": [1]}
+    assert isinstance(cfg["lr"], float)
+    for layer, message in [({"n": "4"}, "f.yaml: 'n' must be int, got '4'"),
+                           ({"section": {"x": "yes"}}, "f.yaml: 'section.x' must be bool, got 'yes'"),
+                           ({"section": 3}, "f.yaml: 'section' must be a mapping, got 3"),
+                           ({"section": {"q": 1}}, "f.yaml: unknown key 'section.q'; known here: ['x', 'y']"),
+                           ({"free": [1]}, "f.yaml: 'free' must be dict, got [1]"),
+                           ({"names": "a"}, "f.yaml: 'names' must be list, got 'a'")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            merge_config(dict(cfg), layer, schema, "f.yaml", leaves={"free"})
+    # Without the leaf, "free" is a section checked key by key.
+    with pytest.raises(ConfigError, match=re.escape("unknown key 'free.z'")):
+        merge_config(dict(cfg), {"free": {"z": 1}}, schema, "f.yaml")
+    # Overrides apply one key at a time, in order, as nested layers.
+    assert override_layers(["section.y=u", "n=5", "section={x: false}"]) == [
+        ({"section": {"y": "u"}}, "command line"), ({"n": 5}, "command line"),
+        ({"section": {"x": False}}, "command line")]
+
+
+def test_read_yaml_mapping_names_the_file_and_what_is_wrong(tmp_path):
+    from vidsparse.config import ConfigError, read_yaml_mapping
+
+    (tmp_path / "empty.yaml").write_text("")
+    assert read_yaml_mapping(tmp_path / "empty.yaml") == {}
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'list.yaml'} must hold a mapping")):
+        read_yaml_mapping(tmp_path / "list.yaml")
+    (tmp_path / "bad.yaml").write_text("a: [1,\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'bad.yaml'} is not valid YAML")):
+        read_yaml_mapping(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match=re.escape(f"config file {tmp_path / 'no.yaml'} does not exist")):
+        read_yaml_mapping(tmp_path / "no.yaml")

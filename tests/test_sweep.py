@@ -50,3 +50,19 @@ def test_a_bad_run_config_fails_before_anything_runs(tmp_path):
     assert not tmp_path.joinpath("runs").exists() and not tmp_path.joinpath("data").exists()
     proc = sweep(f"output_dir={tmp_path}", "train.methods=[dense,rigl2]")
     assert proc.returncode != 0 and "unknown method 'rigl2'" in proc.stderr
+
+
+def test_the_sweep_file_and_overrides_are_type_checked_like_a_training_config(tmp_path):
+    # Wrong types fail with the key named, before any run, dataset or folder.
+    for override, message in [("train.seeds=3", "command line: 'train.seeds' must be list, got 3"),
+                              ("corrupt.on_disk=maybe", "'corrupt.on_disk' must be bool, got 'maybe'"),
+                              ("evaluate.batch_size=big", "'evaluate.batch_size' must be int, got 'big'"),
+                              ("data.generate=5", "'data.generate' must be dict, got 5")]:
+        proc = sweep(f"output_dir={tmp_path}", override)
+        assert proc.returncode != 0 and message in proc.stderr, (override, proc.stderr[-2000:])
+    assert not tmp_path.joinpath("runs").exists() and not tmp_path.joinpath("data").exists()
+    not_a_mapping = tmp_path / "list.yaml"
+    not_a_mapping.write_text("- dense\n- rigl\n")
+    proc = subprocess.run([sys.executable, "recipes/sweep.py", "--config", str(not_a_mapping)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and f"error: {not_a_mapping} must hold a mapping at the top level" in proc.stderr

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 import vidsparse
 from vidsparse.checkpoint import load_final
-from vidsparse.sparse.engine import mask_digest
+from vidsparse.sparse.masks import mask_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = Path(sys.executable).with_name("accelerate")
@@ -127,3 +127,17 @@ def test_training_on_a_kinetics_layout_detected_automatically(synthetic_kinetics
     assert "test_accuracy" in result and "on 3 videos" in proc.stdout + proc.stderr
     _, cfg, _ = load_final(out)
     assert cfg["model"]["num_classes"] == 3 and cfg["data"]["layout"] == "auto"
+
+
+def test_the_tracker_is_a_config_key(synthetic_ucf101, tmp_path):
+    # TensorBoard by default (its event file under logs/train/); none: metrics.csv alone.
+    common = [sys.executable, "recipes/train.py", "--config", "recipes/configs/r3d_tiny_dense.yaml",
+              f"data.root={synthetic_ucf101}", "max_steps=1", "batch_size=2", "eval_at_end=false"]
+    default, none = tmp_path / "default", tmp_path / "none"
+    for out, extra in ((default, []), (none, ["log_with=none"])):
+        proc = run([*common, f"output_dir={out}", *extra])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert len((out / "metrics.csv").read_text().splitlines()) == 2  # header and step 1
+    assert list((default / "logs" / "train").glob("events.out.tfevents.*"))
+    assert not (none / "logs").exists()
+    assert yaml.safe_load((none / "config.yaml").read_text())["log_with"] == "none"

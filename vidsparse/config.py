@@ -2,6 +2,16 @@
 
 The defaults below are the schema: a key that is not here is a typo and an error, and a
 value whose type differs from a non-null default is an error that names the key.
+
+The helpers that read a layer and merge it over a schema (:func:`read_yaml_mapping`,
+:func:`parse_overrides`, :func:`override_layers`, :func:`merge_config`) are shared with the
+other configs of the project (``recipes/sweep.py``), so every config file and every
+``key=value`` on a command line is read and checked the same way.
+
+Example:
+    >>> cfg = load_config("recipes/configs/r3d_tiny_rigl.yaml", ["max_steps=20", "log_with=none"])
+    >>> cfg["max_steps"], trackers(cfg)
+    (20, [])
 """
 
 from __future__ import annotations
@@ -32,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "nonfinite_loss": "stop",
     "checkpoint_every": 0,  # optimizer steps between checkpoints; 0 = only the final one
     "eval_at_end": True,
+    # Experiment tracker(s), through Accelerate's own: tensorboard (logs in output_dir/logs),
+    # wandb, mlflow, aim, comet_ml, clearml, dvclive, swanlab, trackio, "all" (every one
+    # installed), a list of them, or "none". metrics.csv is written in every case.
+    "log_with": "tensorboard",
     # num_classes None: the dataset's class count. kwargs: builder arguments (frames, size,
     # depth...). checkpoint: a local state dict to start from; its head is replaced when the
     # class count differs (nothing is downloaded).
@@ -79,19 +93,68 @@ CHOICES = {
 }
 
 
+# Keys that take one string or a list of strings (the type check allows both).
+ONE_OR_MORE = {"log_with"}
+
+
 class ConfigError(ValueError):
     """A config file or override is wrong; the message names the key."""
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["a.b=1", "c=x"]`` -> ``{"a.b": 1, "c": "x"}``; values are read as YAML scalars."""
+def parse_overrides(items: list[str], what: str = "override") -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> ``{"a.b": 1, "c": "x"}``; values are read as YAML.
+
+    Args:
+        items: ``key=value`` strings, as typed on a command line.
+        what: how the error message calls one item (e.g. ``"--option"``).
+
+    Raises:
+        ConfigError: an item without ``=``, or without a key.
+    """
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} is not of the form key=value")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} {item!r} is not of the form key=value")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{what} {item!r}: the value is not valid YAML ({exc})") from exc
     return out
+
+
+def override_layers(overrides: list[str] | dict[str, Any], source: str = "command line") -> list[tuple[dict, str]]:
+    """``key=value`` overrides as layers for :func:`merge_config`, one per key, in order.
+
+    ``["optim.lr=0.1"]`` (or ``{"optim.lr": 0.1}``) -> ``[({"optim": {"lr": 0.1}}, source)]``.
+    One layer per key, so that ``model.kwargs={} model.kwargs.size=32`` applies both in turn.
+    """
+    if not isinstance(overrides, dict):
+        overrides = parse_overrides(list(overrides))
+    layers = []
+    for dotted, value in overrides.items():
+        nested: dict[str, Any] = {}
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+        layers.append((nested, source))
+    return layers
+
+
+def read_yaml_mapping(path: str | os.PathLike) -> dict[str, Any]:
+    """The mapping a YAML config file holds (empty file: ``{}``), or a ConfigError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    return loaded
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | dict[str, Any] = ()) -> dict[str, Any]:
@@ -103,16 +166,8 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | dict[str,
             _merge_layer(cfg, loaded, str(source))
         if cfg["name"] is None:
             cfg["name"] = path.stem
-    if not isinstance(overrides, dict):
-        overrides = parse_overrides(list(overrides))
-    for dotted, value in overrides.items():
-        nested: dict[str, Any] = {}
-        node = nested
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-        _merge_layer(cfg, nested, "command line")
+    for layer, source in override_layers(overrides):
+        _merge_layer(cfg, layer, source)
     _validate(cfg)
     return cfg
 
@@ -126,7 +181,7 @@ def _merge_layer(cfg: dict, layer: dict, source: str) -> None:
         for key, twin in (("density", "sparsity"), ("sparsity", "density")):
             if key in section and twin not in section:
                 cfg["sparsity"][twin] = None
-    _merge(cfg, layer, DEFAULTS, prefix="", source=source)
+    merge_config(cfg, layer, DEFAULTS, source)
 
 
 def _read_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict]]:
@@ -140,12 +195,7 @@ def _read_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dic
         raise ConfigError(f"config file {path} does not exist{where}")
     if path.resolve() in seen:
         raise ConfigError(f"{path}: 'base' chain loops: {' -> '.join(map(str, (*seen, path)))}")
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top level")
+    loaded = read_yaml_mapping(path)
     base = loaded.pop("base", None)
     if base is None:
         return [(path, loaded)]
@@ -154,16 +204,37 @@ def _read_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dic
     return _read_chain(path.parent / base, (*seen, path.resolve())) + [(path, loaded)]
 
 
-def _merge(cfg: dict, new: dict, schema: dict, prefix: str, source: str) -> None:
-    for key, value in new.items():
+def merge_config(cfg: dict, layer: dict, schema: dict, source: str,
+                 leaves: frozenset[str] | set[str] = frozenset(), prefix: str = "") -> None:
+    """Merge one layer (a file's mapping, or an override) over ``cfg`` in place.
+
+    ``schema`` holds the defaults: a key not in it is an error, a non-empty mapping in it is
+    a section merged key by key, and any other value fixes the type a non-null value must
+    have (an int is accepted for a float, ``1e-4`` written without a dot too).
+
+    Args:
+        cfg: the config merged so far (a deep copy of ``schema`` to start with).
+        layer: the nested mapping to merge over it.
+        schema: the defaults, as above.
+        source: the file name or "command line", for the error messages.
+        leaves: dotted keys whose defaults are mappings that a layer replaces whole
+            instead of key by key (free-form arguments, like an empty-dict default).
+        prefix: the dotted path of ``cfg`` inside the whole config (for recursion).
+
+    Raises:
+        ConfigError: an unknown key, a section given something that is not a mapping, or a
+            value of the wrong type; the message names the source and the dotted key.
+    """
+    for key, value in layer.items():
         dotted = f"{prefix}{key}"
         if key not in schema:
             raise ConfigError(f"{source}: unknown key {dotted!r}; known here: {sorted(schema)}")
         default = schema[key]
-        if isinstance(default, dict) and default:  # a section (an empty dict is a leaf mapping)
+        # A section; an empty dict (or a key in leaves) is a leaf mapping.
+        if isinstance(default, dict) and default and dotted not in leaves:
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: {dotted!r} must be a mapping, got {value!r}")
-            _merge(cfg[key], value, default, prefix=f"{dotted}.", source=source)
+            merge_config(cfg[key], value, default, source, leaves, prefix=f"{dotted}.")
             continue
         cfg[key] = _check_type(dotted, value, default, source)
 
@@ -171,6 +242,11 @@ def _merge(cfg: dict, new: dict, schema: dict, prefix: str, source: str) -> None
 def _check_type(dotted: str, value: Any, default: Any, source: str) -> Any:
     if default is None or value is None:
         return value
+    if dotted in ONE_OR_MORE:
+        names = value if isinstance(value, (list, tuple)) else [value]
+        if not names or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{source}: {dotted!r} must be a name or a list of names, got {value!r}")
+        return list(value) if isinstance(value, (list, tuple)) else value
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, float):
@@ -200,6 +276,7 @@ def _validate(cfg: dict) -> None:
     for key in ("max_steps", "batch_size", "grad_accum_steps", "log_every"):
         if cfg[key] < 1:
             raise ConfigError(f"{key!r} must be >= 1, got {cfg[key]}")
+    trackers(cfg)  # a tracker whose package is missing fails now, not after the model is built
     try:
         resolved = sparsity_config(cfg)
     except (KeyError, ValueError) as exc:
@@ -216,3 +293,43 @@ def _validate(cfg: dict) -> None:
 def sparsity_config(cfg: dict) -> SparsityConfig:
     """The engine's config for a run: the ``sparsity`` section plus the run's seed."""
     return SparsityConfig.from_dict({**cfg["sparsity"], "seed": cfg["seed"]})  # agreeing pair is fine
+
+
+# pip names that differ from the tracker's name
+_TRACKER_PACKAGES = {"comet_ml": "comet-ml", "tensorboard": "tensorboard (or tensorboardX)"}
+
+
+def trackers(cfg: dict) -> list[str]:
+    """The experiment trackers ``cfg["log_with"]`` names, checked, for ``Accelerator(log_with=...)``.
+
+    ``"none"`` gives ``[]`` (pass ``None`` to the Accelerator then). Every name must be one
+    of Accelerate's trackers and its package installed: Accelerate itself would drop a
+    missing one with nothing but a debug message.
+
+    Raises:
+        ConfigError: an unknown tracker, or one whose package is not installed (the message
+            names the package to install).
+    """
+    import accelerate.utils
+    from accelerate.utils import LoggerType
+
+    value = cfg["log_with"]
+    names = list(value) if isinstance(value, (list, tuple)) else [value]
+    known = [t.value for t in LoggerType]
+    if names == ["none"]:
+        return []
+    for name in names:
+        if name == "none":
+            raise ConfigError(f"'log_with': 'none' cannot be combined with other trackers, got {value!r}")
+        if name not in known:
+            raise ConfigError(f"'log_with': unknown tracker {name!r}; Accelerate's trackers are "
+                              f"{', '.join(known)} (or none)")
+        if name == "all":
+            continue
+        if not getattr(accelerate.utils, f"is_{name}_available")():
+            installed = [t for t in known if t != "all" and getattr(accelerate.utils, f"is_{t}_available")()]
+            raise ConfigError(
+                f"'log_with': the {name} tracker needs the {_TRACKER_PACKAGES.get(name, name)} "
+                f"package, which is not installed (pip install {name.replace('_', '-')}); "
+                f"installed trackers: {', '.join(installed) or 'none'}; or set log_with=none")
+    return list(dict.fromkeys(names))

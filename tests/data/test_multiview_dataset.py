@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from vidsparse.data import UCF101, VideoTransform, multi_view_clip_indices, read_frames
-from vidsparse.robustness.evaluate import clip_scores
+from vidsparse.models.scoring import clip_scores
 
 ROOT = Path(__file__).resolve().parents[2]
 

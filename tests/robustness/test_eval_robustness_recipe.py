@@ -142,3 +142,61 @@ def test_an_interrupted_evaluation_continues_from_its_cache(synthetic_ucf101, ch
         next(other.model.parameters()).add_(1.0)
     evaluate([other], synthetic_ucf101, corruptions=["fog"], **kwargs)
     assert sum(calls) == 12
+
+
+def test_spectral_and_flip_rate_reuse_the_loaded_checkpoints(synthetic_ucf101, checkpoints, tmp_path,
+                                                             monkeypatch, capsys):
+    """--spectral and --flip-rate run on the models the evaluation loaded: each checkpoint is
+    read from disk once, and both extras reach results.json and report.md."""
+    import importlib
+    import runpy
+
+    from accelerate.state import AcceleratorState, GradientState
+
+    # The package's `evaluate` attribute is the function; the modules are what is patched.
+    evaluate_module = importlib.import_module("vidsparse.robustness.evaluate")
+    spectral_module = importlib.import_module("vidsparse.robustness.spectral")
+
+    loads = []
+    real = evaluate_module.load_checkpoint
+
+    def counted(directory, *args, **kwargs):
+        loads.append(Path(directory).name)
+        return real(directory, *args, **kwargs)
+
+    # Every module that could load a checkpoint by name; the recipe imports it at run time.
+    monkeypatch.setattr(evaluate_module, "load_checkpoint", counted)
+    monkeypatch.setattr(spectral_module, "load_checkpoint", counted)
+    dense, rigl = checkpoints
+    out = tmp_path / "report"
+    monkeypatch.setattr(sys, "argv", [str(RECIPE), "--checkpoint", str(dense), "--checkpoint", str(rigl),
+                                      "--data", str(synthetic_ucf101), "--out", str(out),
+                                      "--corruptions", "fog", "--severities", "1", "--limit", "2",
+                                      "--batch-size", "2", "--no-cache", "--cpu", "--spectral",
+                                      "--flip-rate", "2"])
+    try:
+        runpy.run_path(str(RECIPE), run_name="__main__")
+    finally:
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+    assert sorted(loads) == ["dense", "rigl"]  # once each, not once per analysis
+
+    results = json.loads((out / "results.json").read_text())
+    labels = ["Dense", "RigL sparsity 0.5"]
+    assert list(results["spectral"]["curves"]) == labels
+    radii = results["spectral"]["radii"]
+    assert all(len(results["spectral"]["curves"][label][band]) == len(radii)
+               for label in labels for band in ("low", "high"))
+    stability = results["stability"]
+    assert (stability["clips_per_video"], stability["stride"]) == (2, 1)
+    assert list(stability["flip_rate"]) == labels
+    for rates in stability["flip_rate"].values():
+        assert list(rates) == ["clean", "fog s3"]
+        # 2 videos, one pair of clips each: the rate is 0, 1/2 or 1
+        assert all(rate in (0.0, 0.5, 1.0) for rate in rates.values())
+    text = (out / "report.md").read_text()
+    assert "## Accuracy against frequency radius" in text and "## Prediction stability" in text
+    # What the recipe printed is the report it wrote, not a re-read of it.
+    printed = capsys.readouterr().out
+    assert "2 test videos, 1 corruption(s) corrupted on the fly (seed 0)" in printed
+    assert str(out / "report.md") in printed

@@ -25,6 +25,8 @@ from vidsparse.robustness.evaluate import (
     DEFAULT_CORRUPTIONS,
     Checkpoint,
     Condition,
+    build_test_split,
+    clip_scores,
     discover_corrupted,
     evaluate,
     load_checkpoint,
@@ -215,6 +217,24 @@ def test_class_count_mismatch_is_refused(ramp_root):
     with pytest.raises(ValueError, match="predicts 5 classes but the dataset .* has 2"):
         evaluate([checkpoint(FixedClass(0, 5), "runs/five", num_classes=5)], ramp_root,
                     corruptions=["frame_drop"], severities=[1], progress=False)
+
+
+def test_build_test_split_is_the_clean_split_every_checkpoint_sees(ramp_root):
+    test = build_test_split([checkpoint(FixedClass(0), "runs/a"), checkpoint(FixedClass(1), "runs/b")],
+                            ramp_root)
+    assert len(test) == 2 * len(CLASSES)  # two test videos per class
+    clip, label = test[0]
+    # DATA_CFG: 4 frames, 56-pixel centre crop, the evaluation transform
+    assert tuple(clip.shape) == (3, 4, 56, 56) and label == 0
+    with pytest.raises(ValueError, match="runs/five predicts 5 classes but the dataset .* has 2"):
+        build_test_split([checkpoint(FixedClass(0, 5), "runs/five", num_classes=5)], ramp_root)
+
+
+def test_clip_scores_lives_with_the_models_and_keeps_its_old_name():
+    from vidsparse.models import clip_scores as from_models
+    from vidsparse.models.scoring import clip_scores as from_scoring
+
+    assert clip_scores is from_models is from_scoring
 
 
 def test_checkpoints_with_other_clips_are_refused():

@@ -1,5 +1,5 @@
 """The engine inside Accelerate's loop (one CPU process): gradient accumulation, the
-optimizer wrapper's state, and AMP-skipped steps count as DESIGN.md "The training step" says.
+optimizer wrapper's state, and AMP-skipped steps count as docs/ARCHITECTURE.md "The training step" says.
 """
 
 from __future__ import annotations

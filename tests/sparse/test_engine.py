@@ -273,7 +273,7 @@ def test_bad_config_is_a_clear_error():
 
 
 def test_select_picks_extremes_among_candidates_ties_to_the_lower_index():
-    from vidsparse.sparse.engine import select
+    from vidsparse.sparse.masks import select
 
     scores = torch.tensor([5.0, 1.0, 3.0, 1.0, 9.0, 1.0, float("nan"), 0.5])
     candidates = torch.tensor([True, True, True, True, True, True, True, False])
@@ -288,7 +288,7 @@ def test_select_picks_extremes_among_candidates_ties_to_the_lower_index():
 
 
 def test_packed_bits_round_trip_and_count():
-    from vidsparse.sparse.engine import count_bits, pack_bits, unpack_bits
+    from vidsparse.sparse.masks import count_bits, pack_bits, unpack_bits
 
     mask = torch.rand(3, 5, 7, generator=torch.Generator().manual_seed(0)) < 0.3
     packed = pack_bits(mask)

@@ -12,6 +12,7 @@ import torch.nn as nn
 import vidsparse
 from vidsparse.sparse import DynamicSparsity, SparsityConfig
 from vidsparse.sparse.config import OptionTypeError
+from vidsparse.sparse.distributions import spread_over_room
 
 
 def tiny_model(seed=0):
@@ -327,12 +328,17 @@ def test_when_every_layer_is_full_the_density_falls_and_a_warning_says_by_how_mu
 
 
 def test_spread_over_room_hand_computed():
-    model = tiny_model()
-    sparsity = DynamicSparsity(model, torch.optim.SGD(model.parameters(), lr=0.1),
-                               SparsityConfig(**CFG, dense_layers=["7.*"]), total_steps=20)
+    # Budget 324 + 432 + 40 = 796. The head (kept dense, not free) holds 30 of its 40, the
+    # first conv 100 of its 324: the 234 short go to the grouped conv, 432 + 234 = 666 <= 864.
+    counts = {"0.weight": 324, "3.weight": 432, "7.weight": 40}
     rooms = {"0.weight": 100, "3.weight": 864, "7.weight": 30}
-    sparsity._room = lambda target: rooms[target.name]
-    # Budget 324 + 432 + 40 = 796. The dense head holds 30 (10 short), the first conv 100
-    # (224 short): 234 go to the grouped conv, which holds 432 + 234 = 666 <= 864.
-    out = sparsity._spread_over_room({"0.weight": 324, "3.weight": 432, "7.weight": 40})
-    assert out == {"0.weight": 100, "3.weight": 666, "7.weight": 30}
+    assert spread_over_room(counts, rooms, free=["0.weight", "3.weight"]) == \
+        {"0.weight": 100, "3.weight": 666, "7.weight": 30}
+    # Two free layers with room share in proportion to their counts: 10 short, counts 30:10
+    # -> 7.5 and 2.5; the half weight goes to the earlier layer.
+    counts = {"a": 20, "b": 30, "c": 10}
+    rooms = {"a": 10, "b": 100, "c": 100}
+    assert spread_over_room(counts, rooms, free=["a", "b", "c"]) == {"a": 10, "b": 38, "c": 12}
+    # No room anywhere: every layer full, the total falls short.
+    assert spread_over_room(counts, {"a": 5, "b": 5, "c": 5}, free=["a", "b", "c"]) == \
+        {"a": 5, "b": 5, "c": 5}

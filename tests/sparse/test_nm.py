@@ -9,7 +9,7 @@ import torch.nn as nn
 
 import vidsparse
 from vidsparse.sparse import DynamicSparsity, SparsityConfig, export, find_prunable
-from vidsparse.sparse.engine import nm_pattern_holds
+from vidsparse.sparse.masks import nm_pattern_holds
 from vidsparse.sparse.export import export_semi_structured, semi_structured_available
 
 

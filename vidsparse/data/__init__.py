@@ -1,25 +1,22 @@
 """Video data: decoding, clip sampling, transforms, datasets and the embedded synthetic set."""
 
-from vidsparse.data.clips import clip_span, multi_view_clip_indices, test_clip_indices, train_clip_indices
-from vidsparse.data.datasets import (
-    DATASETS,
-    UCF101,
-    DatasetFormatError,
-    Kinetics,
-    VideoClipDataset,
-    VideoFinder,
-    VideoFolder,
-    build_dataset,
-    detect_layout,
-    folder_index,
-    kinetics_classes,
-    kinetics_index,
-    kinetics_video_dir,
-    ucf101_classes,
-    ucf101_index,
+from vidsparse.data.clips import (
+    CentredClip,
+    ClipSampler,
+    MultiViewClips,
+    RandomClip,
+    clip_sampler,
+    clip_span,
+    multi_view_clip_indices,
+    test_clip_indices,
+    train_clip_indices,
 )
 from vidsparse.data.decode import VideoDecodeError, read_frames, read_video, video_info, write_video
+from vidsparse.data.finders import VideoFinder
+from vidsparse.data.folder import VideoFolder, folder_index
 from vidsparse.data.index import index_videos
+from vidsparse.data.kinetics import Kinetics, kinetics_classes, kinetics_index, kinetics_video_dir
+from vidsparse.data.layouts import DATASETS, build_dataset, detect_layout
 from vidsparse.data.synthetic import (
     MOTIONS,
     SyntheticConfigError,
@@ -28,6 +25,8 @@ from vidsparse.data.synthetic import (
     synthetic_video,
 )
 from vidsparse.data.transforms import KINETICS_MEAN, KINETICS_STD, VideoTransform, build_transform
+from vidsparse.data.ucf101 import UCF101, ucf101_classes, ucf101_index
+from vidsparse.data.video_dataset import DatasetFormatError, LabeledVideos, VideoClipDataset
 
 __all__ = [
     "DATASETS",
@@ -35,8 +34,13 @@ __all__ = [
     "KINETICS_STD",
     "MOTIONS",
     "UCF101",
+    "CentredClip",
+    "ClipSampler",
     "DatasetFormatError",
     "Kinetics",
+    "LabeledVideos",
+    "MultiViewClips",
+    "RandomClip",
     "SyntheticConfigError",
     "VideoClipDataset",
     "VideoDecodeError",
@@ -45,6 +49,7 @@ __all__ = [
     "VideoTransform",
     "build_dataset",
     "build_transform",
+    "clip_sampler",
     "clip_span",
     "detect_layout",
     "folder_index",

@@ -10,5 +10,6 @@ from vidsparse.models import pytorchvideo_models  # noqa: F401
 from vidsparse.models import transformers  # noqa: F401
 from vidsparse.models.registry import (MODELS, ClipSpec, create_model, list_models,
                                        register_model)
+from vidsparse.models.scoring import clip_scores
 
-__all__ = ["MODELS", "ClipSpec", "create_model", "list_models", "register_model"]
+__all__ = ["MODELS", "ClipSpec", "clip_scores", "create_model", "list_models", "register_model"]

@@ -40,16 +40,20 @@ from vidsparse.robustness.report import (
     build_results,
     method_label,
     read_results,
+    results_from_evaluation,
     summary_table,
     write_report,
     write_report_files,
 )
+from vidsparse.robustness.schema import RESULTS_FORMAT, Results
 
 __all__ = [
     "CLEAN",
     "DEFAULT_CORRUPTIONS",
     "DEFAULT_SEVERITIES",
     "FREQUENCY_BANDS",
+    "RESULTS_FORMAT",
+    "Results",
     "Checkpoint",
     "Condition",
     "Evaluation",
@@ -75,6 +79,7 @@ __all__ = [
     "relative_improvement",
     "relative_mce",
     "relative_robustness",
+    "results_from_evaluation",
     "rpc",
     "summarize",
     "summarize_seeds",

@@ -40,7 +40,10 @@ from vidsparse.corruptions import SEVERITIES, Corruption, list_corruptions
 from vidsparse.data.datasets import build_dataset
 from vidsparse.data.index import write_atomic
 from vidsparse.data.transforms import build_transform
+# clip_scores lives with the models; re-exported here because callers import it from this module
+from vidsparse.models.scoring import clip_scores
 from vidsparse.robustness import metrics
+from vidsparse.robustness.schema import Spectral, Stability
 
 # One or two corruptions per family, so that a default run covers noise, blur, weather,
 # digital, temporal and codec damage at five severities (9 x 5 = 45 passes over the test
@@ -94,7 +97,11 @@ class Evaluation:
     """Predictions of every checkpoint on every condition, in the order of ``videos``.
 
     ``predictions[i][condition]`` is an int array aligned with ``videos`` and ``labels``.
-    Everything a report needs is here; later metrics (flip rate, mCE) read the same arrays.
+    Everything a report needs is here: the optional ``spectral`` curves
+    (:func:`~vidsparse.robustness.spectral.spectral_curves` output) and ``stability`` (flip
+    rates, :class:`~vidsparse.robustness.schema.Stability`) are measured on the same
+    checkpoints by separate passes and attached with ``dataclasses.replace``; the report
+    includes them when they are set.
     """
 
     checkpoints: list[str]
@@ -106,6 +113,8 @@ class Evaluation:
     labels: np.ndarray
     conditions: list[Condition]
     predictions: list[dict[Condition, np.ndarray]]
+    spectral: Spectral | dict[str, Any] | None = None    # radius-accuracy curves
+    stability: Stability | dict[str, Any] | None = None  # flip rates
 
     def accuracies(self) -> list[dict[str, Any]]:
         """One accuracy table per checkpoint, in the form ``metrics`` reads."""
@@ -166,11 +175,10 @@ def evaluate(
         conditions = on_disk_conditions(corrupted, corruptions, severities)
         seed = read_manifest(corrupted).get("settings", {}).get("seed")
 
-    transform = build_transform(data_cfg, train=False)
     # The first process on each machine indexes the videos and writes the cache the others read.
     with accelerator.local_main_process_first() if accelerator is not None else contextlib.nullcontext():
-        clean = build_dataset(data_cfg, data_cfg.get("test_split", "test"), transform)
-    check_num_classes(loaded, clean, data_root)
+        clean = build_test_split(loaded, data_root, data_cfg)
+    transform = build_transform(data_cfg, train=False)  # the same again, for the on-disk copies
     videos = [relative_path(path, data_root) for path, _ in clean.samples]
     keep = subset_indices(len(videos), limit)
     videos = [videos[i] for i in keep]
@@ -238,6 +246,23 @@ def shared_data_config(checkpoints: Sequence[Checkpoint], data_root: str | os.Pa
                     "the same clips — evaluate them in separate runs")
     base["root"] = str(data_root)
     return base
+
+
+def build_test_split(checkpoints: Sequence[Checkpoint], data_root: str | os.PathLike,
+                     data_cfg: dict | None = None) -> Any:
+    """The clean test split every checkpoint is evaluated on: the split named by
+    ``data.test_split`` (default ``test``) of :func:`shared_data_config`, with the evaluation
+    transform; raises if a checkpoint predicts another number of classes than it holds.
+
+    Example:
+        >>> ckpts = [load_checkpoint("runs/dense"), load_checkpoint("runs/rigl")]
+        >>> test = build_test_split(ckpts, "data/ucf101")   # what evaluate() and flip_rate() read
+    """
+    data_cfg = shared_data_config(checkpoints, data_root) if data_cfg is None else data_cfg
+    dataset = build_dataset(data_cfg, data_cfg.get("test_split", "test"),
+                            build_transform(data_cfg, train=False))
+    check_num_classes(checkpoints, dataset, data_root)
+    return dataset
 
 
 def check_num_classes(checkpoints: Sequence[Checkpoint], dataset: Any, data_root: Any) -> None:
@@ -377,18 +402,6 @@ def subset_indices(n: int, limit: int | None) -> list[int]:
 
 
 # --- inference -------------------------------------------------------------------------
-
-@torch.no_grad()
-def clip_scores(model: torch.nn.Module, clips: torch.Tensor) -> torch.Tensor:
-    """Class scores for a batch: ``B x C x T x H x W`` -> logits, or multi-view
-    ``B x V x C x T x H x W`` (clips x crops) -> softmax averaged over the V views, as the
-    SlowFast / pytorchvideo multi-view protocol does."""
-    if clips.ndim == 6:
-        batch, views = clips.shape[:2]
-        logits = model(clips.flatten(0, 1))
-        return logits.view(batch, views, -1).softmax(dim=-1).mean(dim=1)
-    return model(clips)
-
 
 def predict(models: Sequence[torch.nn.Module], loader: Iterable, device: torch.device | str = "cpu",
             on_batch: Callable[[], None] | None = None,

@@ -47,17 +47,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from vidsparse.data.datasets import build_dataset
-from vidsparse.data.transforms import build_transform
+from vidsparse.models.scoring import clip_scores
 from vidsparse.robustness import metrics
-from vidsparse.robustness.evaluate import (
-    Checkpoint,
-    check_num_classes,
-    clip_scores,
-    load_checkpoint,
-    shared_data_config,
-    subset_indices,
-)
+from vidsparse.robustness.evaluate import Checkpoint, build_test_split, load_checkpoint, subset_indices
+from vidsparse.robustness.labels import unique_labels
 
 KINDS = ("low", "high")
 
@@ -186,7 +179,7 @@ def radius_accuracy(
 
     Args:
         models: classifiers of ``B x C x T x H x W`` clips (multi-view ``B x V x ...`` batches
-            are scored as :func:`~vidsparse.robustness.evaluate.clip_scores` does).
+            are scored as :func:`~vidsparse.models.scoring.clip_scores` does).
         dataset: yields ``(normalised float clip, label)``, e.g. a test split built with
             ``build_transform(data_cfg, train=False)`` (it may corrupt on the fly).
         radii: filter radii in frequency-index units of the model's input frame; default
@@ -289,8 +282,6 @@ def spectral_curves(
         >>> spec["curves"]["RigL sparsity 0.5"]["low"]
         [0.33, 0.41, 0.58, ...]
     """
-    from vidsparse.robustness.report import unique_labels  # report imports plotting helpers
-
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     loaded = [c if isinstance(c, (Checkpoint, torch.nn.Module)) else load_checkpoint(c, device)
               for c in checkpoints]
@@ -303,10 +294,7 @@ def spectral_curves(
         if len(ckpts) != len(loaded):
             raise ValueError("spectral_curves: bare models carry no data config; pass a "
                              "dataset instead of a data root")
-        data_cfg = shared_data_config(ckpts, data)
-        dataset = build_dataset(data_cfg, data_cfg.get("test_split", "test"),
-                                build_transform(data_cfg, train=False))
-        check_num_classes(ckpts, dataset, data)
+        dataset = build_test_split(ckpts, data)
     if labels is None:
         labels = (unique_labels([c.config for c in ckpts], [c.path for c in ckpts])
                   if len(ckpts) == len(loaded) else [f"model {i}" for i in range(len(loaded))])

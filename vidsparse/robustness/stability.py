@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 
 from vidsparse.data.clips import clip_span
 from vidsparse.data.decode import read_frames, read_video
-from vidsparse.robustness.evaluate import clip_scores, relative_path, subset_indices
+from vidsparse.models.scoring import clip_scores
+from vidsparse.robustness.evaluate import relative_path, subset_indices
 
 
 def sequence_clip_indices(num_frames: int, frames_per_clip: int, sampling_rate: int,

@@ -67,3 +67,44 @@ def _scaled(shapes, density, dense, power_scale, raw_score):
     if budget < 0:
         raise ValueError(f"density {density} is below what the layers kept dense already hold")
     return {n: 1.0 if n in dense else eps * raw[n] for n in shapes}
+
+
+def spread_over_room(counts: dict[str, int], rooms: dict[str, int], free: list[str]) -> dict[str, int]:
+    """Per-layer counts that keep ``sum(counts)`` when some layers have less ``room``.
+
+    A layer keeps ``min(count, room)``; what the capped layers cannot hold goes to the
+    ``free`` layers (those the distribution governs) in proportion to their counts, none
+    above its room, which is what ERK itself does when it caps a layer (RigL makes such a
+    layer dense and solves again for the rest). Whole weights: the remainder goes to the
+    largest fractional parts, then to the earlier layer. Only if every free layer is full
+    does the total fall short.
+
+    Example:
+        >>> spread_over_room({"a": 10, "b": 10}, {"a": 4, "b": 100}, free=["a", "b"])
+        {'a': 4, 'b': 16}
+    """
+    if all(counts[n] <= rooms[n] for n in counts):
+        return dict(counts)
+    out = {n: min(c, rooms[n]) for n, c in counts.items()}
+    budget = sum(counts.values()) - sum(out[n] for n in counts if n not in free)
+    open_ = list(free)  # layers that can still take more
+    scale = 0.0
+    while open_:
+        scale = budget / sum(counts[n] for n in open_)
+        full = [n for n in open_ if scale * counts[n] >= rooms[n]]
+        if not full:
+            break
+        for n in full:
+            out[n] = rooms[n]
+            budget -= rooms[n]
+            open_.remove(n)
+    if not open_:
+        return out
+    shares = {n: scale * counts[n] for n in open_}
+    for n in open_:
+        out[n] = int(shares[n])
+    left = budget - sum(out[n] for n in open_)
+    order = sorted(open_, key=lambda n: (-(shares[n] - out[n]), open_.index(n)))
+    for n in order[:max(0, left)]:
+        out[n] += 1
+    return out

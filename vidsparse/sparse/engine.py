@@ -1,52 +1,40 @@
-"""DynamicSparsity: ties a model, its optimizer and a DST algorithm together."""
+"""DynamicSparsity: ties a model, its optimizer and a DST method together.
+
+The engine does the bookkeeping once: which weights are masked and at what count, when an
+update runs, removing and regrowing weights (the method scores them, the layer's structure
+says where they may grow), optimizer state, ranks, checkpoints and the checks that catch a
+wrong call. Methods live in ``updaters.py``, structures in ``structure.py``, mask mechanics
+in ``masks.py`` (docs/ARCHITECTURE.md, "Layers" and "The training step").
+"""
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-import math
 import numbers
-import weakref
 import warnings
-from dataclasses import asdict
+import weakref
+from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from vidsparse.sparse.channels import (ChannelGroup, channel_scores, channels_to_remove,
-                                       find_channel_groups, shrink)
+from vidsparse.sparse.channels import ChannelGroup, shrink
 from vidsparse.sparse.config import SparsityConfig
-from vidsparse.sparse.distributions import layer_densities
-from vidsparse.sparse.layers import FilterFn, PrunableTarget, find_prunable, random_mask, set_mask_
+from vidsparse.sparse.distributions import layer_densities, spread_over_room
+from vidsparse.sparse.layers import FilterFn, PrunableTarget, find_prunable, set_mask_
+from vidsparse.sparse.masks import (count_bits, generator, mask_digest, nm_pattern_holds,
+                                    nm_random_mask, pack_bits, select, unpack_bits)
 from vidsparse.sparse.schedules import UpdateSchedule
+from vidsparse.sparse.structure import NM, ChannelStructure, Unstructured
 from vidsparse.sparse.updaters import UPDATERS
 
+# mask_digest and the N:M helpers were defined here first; they live in masks.py now.
 __all__ = ["DynamicSparsity", "SparsityConfig", "mask_digest", "nm_pattern_holds", "nm_random_mask"]
 
 _PURPOSE_INIT, _PURPOSE_GROW = 0, 1
-
-
-def _generator(*key: int) -> torch.Generator:
-    """A CPU generator keyed on integers, independent of the global RNG and of the rank."""
-    seed = int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, dtype=np.uint64)[0])
-    return torch.Generator().manual_seed(seed % 2**63)
-
-
-def nm_random_mask(shape: torch.Size, n: int, m: int, generator: torch.Generator) -> torch.Tensor:
-    """A bool mask of ``shape`` keeping N uniformly random weights of every M consecutive ones
-    along the last dimension (which M divides)."""
-    groups = torch.rand(math.prod(shape) // m, m, generator=generator)
-    mask = torch.zeros(groups.shape, dtype=torch.bool)
-    mask.scatter_(1, groups.topk(n, dim=1).indices, True)
-    return mask.view(shape)
-
-
-def nm_pattern_holds(mask: torch.Tensor, n: int, m: int) -> bool:
-    """True if every M consecutive entries along the last dimension hold exactly N ones."""
-    return mask.shape[-1] % m == 0 and bool((mask.reshape(-1, m).sum(1) == n).all())
 
 
 def _unwrap_optimizer(optimizer):
@@ -63,69 +51,21 @@ def _unwrap_model(model: nn.Module) -> nn.Module:
     return model
 
 
-def mask_digest(masks) -> torch.Tensor:
-    """Per mask (count of ones, a position-weighted checksum) as int64 ``[len(masks), 2]``.
+@dataclass
+class LayerUpdate:
+    """One layer's part of a mask update: remove ``remove`` active weights (lowest removal
+    score), then grow ``grow`` inactive ones (highest growth score, where ``allowed``)."""
 
-    Cheap to all-gather: two ranks with equal digests hold equal masks except with
-    negligible probability.
-    """
-    rows = []
-    for mask in masks:
-        idx = mask.reshape(-1).nonzero().flatten().to(torch.int64)
-        rows.append(torch.stack([torch.tensor(idx.numel(), dtype=torch.int64),
-                                 (idx * 2654435761 % 2147483647).sum().cpu()]))
-    return torch.stack(rows) if rows else torch.zeros(0, 2, dtype=torch.int64)
-
-
-def select(scores: torch.Tensor, candidates: torch.Tensor, k: int, largest: bool) -> torch.Tensor:
-    """Flat indices of the ``k`` lowest (or, with ``largest``, highest) ``scores`` among the
-    ``candidates`` (a flat bool tensor); ties at the boundary go to the lower index, and a
-    NaN score counts as -inf (a NaN weight is removed first, a NaN gradient grows last).
-
-    The same rule on every device. One ``kthvalue`` over the candidates finds the boundary
-    score; on the CPU that is about twice as fast as ``torch.topk`` over the layer and holds
-    well under half its memory (topk held 135 MB for r3d_18's largest layer). numpy's
-    partition, in place, was slower still on gradients with many exact zeros (dead units).
-    """
-    scores = scores.detach()
-    values = scores[candidates]  # a copy, of the candidates only
-    if k >= values.numel():
-        return candidates.nonzero().flatten()
-    if torch.isnan(values).any():
-        scores = scores.nan_to_num(nan=-math.inf, posinf=math.inf, neginf=-math.inf)
-        values = scores[candidates]
-    position = values.numel() - k if largest else k - 1  # in ascending order
-    bound = torch.kthvalue(values, position + 1).values
-    del values
-    chosen = (((scores > bound) if largest else (scores < bound)) & candidates).nonzero().flatten()
-    if chosen.numel() < k:
-        ties = ((scores == bound) & candidates).nonzero().flatten()[: k - chosen.numel()]
-        chosen = torch.cat([chosen, ties])
-    return chosen
-
-
-_BITS = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8)
-
-
-def pack_bits(mask: torch.Tensor) -> torch.Tensor:
-    """A bool tensor as uint8 bits, 8 per byte (flattened, zero-padded)."""
-    flat = mask.reshape(-1)
-    flat = torch.cat([flat, flat.new_zeros(-flat.numel() % 8)]).view(-1, 8)
-    return (flat.to(torch.uint8) * _BITS.to(flat.device)).sum(1, dtype=torch.uint8)
-
-
-def unpack_bits(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """The bool tensor of ``shape`` that :func:`pack_bits` packed."""
-    bits = (packed.unsqueeze(1) & _BITS.to(packed.device)) != 0
-    return bits.reshape(-1)[: math.prod(shape)].view(shape)
-
-
-def count_bits(packed: torch.Tensor) -> int:
-    return int(((packed.unsqueeze(1) & _BITS.to(packed.device)) != 0).count_nonzero())
+    target: PrunableTarget
+    remove: int
+    grow: int
+    generator: torch.Generator | None = None
+    allowed: torch.Tensor | None = None
+    record: bool = True  # counts as the layer's last update in stats()["changed"]
 
 
 class DynamicSparsity:
-    """Keeps a model sparse during training and updates its masks by a DST algorithm.
+    """Keeps a model sparse during training and updates its masks by a DST method.
 
     Call it after every optimizer step, before ``zero_grad`` (RigL reads the gradient):
 
@@ -179,54 +119,56 @@ class DynamicSparsity:
         self.schedule = UpdateSchedule(interval=config.update_interval, drop_fraction=config.drop_fraction,
                                        start_step=config.start_step, end_step=max(end_step, 1),
                                        decay=config.decay)
-        self.initial_density = config.density
-        if self.updater.gradual:
-            self.initial_density = config.init_density or self.updater.initial_density
-            if self.schedule.last_update_step is None:
-                raise ValueError(f"{config.method} prunes gradually but no update step falls in "
-                                 f"({self.schedule.start_step}, {self.schedule.end_step}) with "
-                                 f"update_interval={config.update_interval}")
+        self.initial_density = self.updater.initial_density(config.density)
+        if self.updater.gradual and self.schedule.last_update_step is None:
+            raise ValueError(f"{config.method} prunes gradually but no update step falls in "
+                             f"({self.schedule.start_step}, {self.schedule.end_step}) with "
+                             f"update_interval={config.update_interval}")
         self.step_count = 0  # optimizer steps seen by step()
         self._optimizer_steps = 0  # optimizer steps that really ran (hook)
         self._seen_optimizer_steps = 0
         self._hook = None
         self.targets: list[PrunableTarget] = []
+        self.structures: dict[str, Unstructured | NM] = {}  # per weight name
+        self.channels: ChannelStructure | None = None  # channel mode
         self.target_counts: dict[str, int] = {}  # per layer, the final target
         self._ever_active: dict[str, torch.Tensor] = {}
         self._last_changed: dict[str, float] = {}
-        self._overshoot: dict[str, int] = {}  # MEST: weights grown above target, to prune back
-        self._prune_back_step: int | None = None
-        self.nm_layers: set[str] = set()  # names of the weights held to the N:M pattern
-        self.channel_groups: list[ChannelGroup] = []  # channel mode: what can leave whole
-        self.alive: dict[str, torch.Tensor] = {}  # producer name -> bool per channel, kept
-        self._channel_dims: dict[str, list[tuple[ChannelGroup, int]]] = {}
-        self._unmasked_producers: dict[str, tuple[str, ...]] = {}  # group -> producers without a mask
         # Weights the initial mask zeroed in layers that already looked sparse (loaded from a
         # DST checkpoint): put back if sparsity.load_state_dict follows before any step.
         self._stash: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._grad_at_step = None  # (target index, weakref to its .grad, its version) at the last step
         self._weight_versions: list[int] = []
-        self._warned_order = False
+        self._warned_order = self._warned_short = False
         if self.updater.sparse:
-            self.targets = find_prunable(self.model, filter_fn)
-            if not self.targets:
-                raise ValueError("DynamicSparsity found no prunable layer (Conv/Linear/attention) "
-                                 "in the model" + (" that filter_fn accepts" if filter_fn else ""))
-            self._check_patterns(filter_fn is not None)
-            self._check_optimizer_holds_targets(self.optimizer)
-            self.nm_layers = self._find_nm_layers()
-            self._init_channel_groups()
-            self.target_counts = self._counts(config.density)
-            self._init_masks(self._counts(self.initial_density))
-            # DDP would otherwise broadcast every buffer on every forward (DESIGN.md: masks
-            # are synchronised only at update steps).
-            ignore = set(getattr(self.model, "_ddp_params_and_buffers_to_ignore", []))
-            ignore.update(t.mask_full_name for t in self.targets)
-            self.model._ddp_params_and_buffers_to_ignore = sorted(ignore)
-            self._record_weight_versions()
+            self._setup(filter_fn)
         self._hook = self.optimizer.register_step_post_hook(self._on_optimizer_step)
 
     # ------------------------------------------------------------------ setup
+    def _setup(self, filter_fn: FilterFn | None) -> None:
+        """Find the weights, check the options against them, then draw the masks. Nothing
+        touches a weight before every check has passed."""
+        self.targets = find_prunable(self.model, filter_fn)
+        if not self.targets:
+            raise ValueError("DynamicSparsity found no prunable layer (Conv/Linear/attention) "
+                             "in the model" + (" that filter_fn accepts" if filter_fn else ""))
+        self._check_patterns(filter_fn is not None)
+        self._check_optimizer_holds_targets(self.optimizer)
+        self.structures = self._structures()
+        if self.config.channel_sparsity:
+            fixed = self._fixed_densities()
+            masked = {t.name for t in self.targets}
+            sparse = {n for n in masked if fixed.get(n, 0.0) < 1.0}
+            self.channels = ChannelStructure.build(self.model, sparse, masked, self.config)
+        self.target_counts = self._counts(self.config.density)
+        self._init_masks(self._counts(self.initial_density))
+        # DDP would otherwise broadcast every buffer on every forward (docs/ARCHITECTURE.md,
+        # "Multi-GPU rules": masks are synchronised only at update steps).
+        ignore = set(getattr(self.model, "_ddp_params_and_buffers_to_ignore", []))
+        ignore.update(t.mask_full_name for t in self.targets)
+        self.model._ddp_params_and_buffers_to_ignore = sorted(ignore)
+        self._record_weight_versions()
+
     def _check_patterns(self, filtered: bool) -> None:
         """A ``dense_layers`` or ``layer_density`` pattern that matches no prunable layer is
         almost always a typo; without this check the run would silently train those layers
@@ -259,25 +201,6 @@ class DynamicSparsity:
                              "over model.parameters() before DynamicSparsity, or leave those "
                              "layers out with filter_fn")
 
-    def attach_optimizer(self, optimizer) -> None:
-        """Follow a new optimizer (one rebuilt after the engine, e.g. for a new learning-rate
-        phase): the step hook moves to it; the schedule and masks carry on.
-
-        Example:
-            >>> optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-            >>> sparsity.attach_optimizer(optimizer)
-        """
-        inner = _unwrap_optimizer(optimizer)
-        if not isinstance(inner, torch.optim.Optimizer):
-            raise TypeError(f"attach_optimizer needs a torch.optim.Optimizer, got {type(optimizer)}")
-        self._check_optimizer_holds_targets(inner)
-        if self._hook is not None:
-            self._hook.remove()
-        self.optimizer = inner
-        self._optimizer_steps = self._seen_optimizer_steps = 0
-        self._hook = self.optimizer.register_step_post_hook(self._on_optimizer_step)
-        self._record_weight_versions()
-
     def _fixed_densities(self) -> dict[str, float]:
         """Layers whose density does not come from the distribution."""
         cfg, fixed = self.config, {}
@@ -296,17 +219,19 @@ class DynamicSparsity:
             fixed[names[0]] = 1.0
         if cfg.keep_last_dense:
             fixed[names[-1]] = 1.0
-        for name in self.nm_layers:
-            fixed[name] = cfg.nm[0] / cfg.nm[1]
+        for name, structure in self.structures.items():
+            if structure.density is not None:
+                fixed[name] = structure.density
         return fixed
 
-    def _find_nm_layers(self) -> set[str]:
-        """nn.Linear weights that ``config.nm`` applies to: all but those kept dense."""
+    def _structures(self) -> dict[str, Unstructured | NM]:
+        """Each weight's structure: N:M for the nn.Linear weights ``config.nm`` applies to (all
+        but those kept dense), unstructured for the rest."""
+        structures = {t.name: Unstructured() for t in self.targets}
         if not self.config.nm:
-            return set()
+            return structures
         n, m = self.config.nm
         dense = {name for name, density in self._fixed_densities().items() if density >= 1.0}
-        layers = set()
         for t in self.targets:
             if t.name in dense or t.param_name != "weight" or not isinstance(t.module, nn.Linear):
                 continue
@@ -314,31 +239,8 @@ class DynamicSparsity:
                 raise ValueError(f"SparsityConfig.nm={[n, m]}: layer {t.name} has in_features "
                                  f"{t.param.shape[-1]}, not divisible by M={m}; keep it dense "
                                  f"with dense_layers=[{t.name!r}] or leave it out with filter_fn")
-            layers.add(t.name)
-        return layers
-
-    def _init_channel_groups(self) -> None:
-        """Channel mode: the groups whose producer the engine masks, all channels alive."""
-        if not self.config.channel_sparsity:
-            return
-        names = {t.name for t in self.targets}
-        fixed = self._fixed_densities()
-        # A group needs one sparse producer; producers outside the targets (a layer left out
-        # by filter_fn) have their rows of removed channels held at zero directly.
-        self.channel_groups = [g for g in find_channel_groups(self.model, self.config.channel_residual)
-                               if any(f"{p}.weight" in names and fixed.get(f"{p}.weight", 0.0) < 1.0
-                                      for p in g.producers)]
-        self._unmasked_producers = {g.producer: tuple(p for p in g.producers if f"{p}.weight" not in names)
-                                    for g in self.channel_groups}
-        if not self.channel_groups:
-            raise ValueError(f"SparsityConfig.channel_sparsity={self.config.channel_sparsity}: "
-                             f"{type(self.model).__name__} has no channel group (a sparse Conv/"
-                             "Linear whose output reaches only channel-wise layers and other "
-                             "Conv/Linear inputs); see vidsparse.sparse.channels")
-        for group in self.channel_groups:
-            self.alive[group.producer] = torch.ones(group.channels, dtype=torch.bool)
-            for weight, dim in group.weights.items():
-                self._channel_dims.setdefault(weight, []).append((group, dim))
+            structures[t.name] = NM(n, m)
+        return structures
 
     def _counts(self, density: float) -> dict[str, int]:
         """Active weights per layer at global ``density``, checked reachable."""
@@ -360,11 +262,8 @@ class DynamicSparsity:
 
     def _init_masks(self, counts: dict[str, int]) -> None:
         for index, target in enumerate(self.targets):
-            generator = _generator(self.config.seed, index, 0, _PURPOSE_INIT)
-            if target.name in self.nm_layers:
-                mask = nm_random_mask(target.param.shape, *self.config.nm, generator)
-            else:
-                mask = random_mask(target.param.shape, counts[target.name], generator)
+            mask = self.structures[target.name].initial_mask(
+                target.param.shape, counts[target.name], generator(self.config.seed, index, 0, _PURPOSE_INIT))
             self._stash_if_loaded(target, mask)
             set_mask_(target, mask)
             self._ever_active[target.name] = pack_bits(target.mask)
@@ -384,10 +283,25 @@ class DynamicSparsity:
         off = ~mask.to(weight.device)
         self._stash[target.name] = (off.cpu(), weight[off].cpu())
 
-    def _record_weight_versions(self) -> None:
-        # In-place changes bump a tensor's version counter: how step() tells that something
-        # other than the hooked optimizer moved the weights.
-        self._weight_versions = [t.param._version for t in self.targets]
+    # ------------------------------------------------------------------ the optimizer
+    def attach_optimizer(self, optimizer) -> None:
+        """Follow a new optimizer (one rebuilt after the engine, e.g. for a new learning-rate
+        phase): the step hook moves to it; the schedule and masks carry on.
+
+        Example:
+            >>> optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            >>> sparsity.attach_optimizer(optimizer)
+        """
+        inner = _unwrap_optimizer(optimizer)
+        if not isinstance(inner, torch.optim.Optimizer):
+            raise TypeError(f"attach_optimizer needs a torch.optim.Optimizer, got {type(optimizer)}")
+        self._check_optimizer_holds_targets(inner)
+        if self._hook is not None:
+            self._hook.remove()
+        self.optimizer = inner
+        self._optimizer_steps = self._seen_optimizer_steps = 0
+        self._hook = self.optimizer.register_step_post_hook(self._on_optimizer_step)
+        self._record_weight_versions()
 
     def _on_optimizer_step(self, optimizer, args, kwargs) -> None:
         self._optimizer_steps += 1
@@ -401,11 +315,31 @@ class DynamicSparsity:
                 self._grad_at_step = (index, weakref.ref(grad), grad._version)
                 break
 
+    def _record_weight_versions(self) -> None:
+        # In-place changes bump a tensor's version counter: how step() tells that something
+        # other than the hooked optimizer moved the weights.
+        self._weight_versions = [t.param._version for t in self.targets]
+
     # ------------------------------------------------------------------ public
     @property
     def masks(self) -> dict[str, torch.Tensor]:
         """``{parameter name: bool mask}`` (the live buffers)."""
         return {t.name: t.mask for t in self.targets}
+
+    @property
+    def nm_layers(self) -> set[str]:
+        """Names of the weights held to the N:M pattern."""
+        return {name for name, s in self.structures.items() if isinstance(s, NM)}
+
+    @property
+    def channel_groups(self) -> list[ChannelGroup]:
+        """Channel mode: the groups whose channels can leave whole (empty otherwise)."""
+        return self.channels.groups if self.channels else []
+
+    @property
+    def alive(self) -> dict[str, torch.Tensor]:
+        """Channel mode: producer name -> bool per channel, True where kept."""
+        return self.channels.alive if self.channels else {}
 
     @torch.no_grad()
     def apply_masks_(self, state: bool = True) -> None:
@@ -424,30 +358,8 @@ class DynamicSparsity:
             for value in self.optimizer.state.get(t.param, {}).values():
                 if torch.is_tensor(value) and value.shape == t.param.shape:
                     value.mul_(t.mask)
-        self._zero_removed_channels_()
-
-    @torch.no_grad()
-    def _zero_removed_channels_(self) -> None:
-        """Hold the norm scale and shift and the biases of removed channels at zero: the
-        channel then carries exact zeros, as the narrower exported model assumes."""
-        for group in self.channel_groups:
-            alive = self.alive[group.producer]
-            if bool(alive.all()):
-                continue
-            names = [*group.producers, *group.depthwise]
-            params = [self.model.get_submodule(n).bias for n in names]
-            params += [self.model.get_submodule(n).weight for n in self._unmasked_producers[group.producer]]
-            for name in group.norms:
-                norm = self.model.get_submodule(name)
-                params += [norm.weight, norm.bias]
-            for param in params:
-                if param is None:
-                    continue
-                keep = alive.to(param.device).view(-1, *[1] * (param.dim() - 1))
-                param.mul_(keep)
-                for value in self.optimizer.state.get(param, {}).values():
-                    if torch.is_tensor(value) and value.shape == param.shape:
-                        value.mul_(keep)
+        if self.channels:
+            self.channels.hold_zero_(self.optimizer)
 
     def step(self) -> bool:
         """Re-apply masks and, at update steps, prune and regrow. Returns True if masks changed.
@@ -469,8 +381,10 @@ class DynamicSparsity:
         self._check_order()
         self.apply_masks_(state=False)
         changed = False
-        if self._prune_back_step is not None and self.step_count >= self._prune_back_step:
-            self.prune_back_()
+        due = self.updater.take_back(self.step_count)  # MEST: the overshoot, half an interval on
+        if due:
+            self._run([LayerUpdate(t, due[t.name], 0, record=False)
+                       for t in self.targets if due.get(t.name)])
             changed = True
         if self.updater.dynamic and self.schedule.is_update_step(self.step_count):
             self.update_masks_(self.step_count)
@@ -513,111 +427,69 @@ class DynamicSparsity:
             "the forward pass sees them (close to dense training), and RigL-type updates score "
             "regrowth by the wrong gradient. Warned once.", RuntimeWarning, stacklevel=3)
 
+    # ------------------------------------------------------------------ mask updates
     @torch.no_grad()
     def update_masks_(self, step: int) -> None:
         """One prune-and-regrow round at ``step`` over every layer."""
-        if self.updater.needs_grad and all(t.param.grad is None for t in self.targets):
+        self._check_gradients(step)
+        fraction = self.schedule.drop_fraction_at(step) if self.updater.regrows else 0.0
+        counts = self.target_counts
+        if self.updater.gradual:
+            counts = self._counts(self.updater.density_at(step, self.schedule, self.config.density))
+        if self.channels:
+            counts = self._remove_channels_(step, counts)
+        rooms = {t.name: self._room(t) for t in self.targets}
+        goals = {name: min(count, rooms[name]) for name, count in counts.items()}  # full when short
+        extra = self.updater.extra_growth(
+            step, {n: g for n, g in goals.items() if self.structures[n].overshoot}, rooms, self.total_steps)
+        jobs = []
+        for index, target in enumerate(self.targets):
+            active = int(target.mask.count_nonzero())
+            goal = goals[target.name]
+            swap = int(fraction * goal)
+            # Usually active == goal (swap out, swap in) or active > goal (gradual pruning);
+            # a layer that just lost channels has active < goal and grows back to it.
+            remove = max(active - goal + swap, min(swap, active))
+            grow = goal - active + remove + extra.get(target.name, 0) if self.updater.regrows else 0
+            jobs.append(LayerUpdate(target, remove, grow, generator(self.config.seed, index, step, _PURPOSE_GROW),
+                                    self._allowed(target)))
+        self._run(jobs)
+
+    def _check_gradients(self, step: int) -> None:
+        if not self.updater.needs_grad:
+            return
+        grads = [t.param.grad for t in self.targets if t.param.grad is not None]
+        if not grads:
             raise RuntimeError(f"{self.config.method} scores by gradient but no prunable weight has "
                                "a .grad: call sparsity.step() after optimizer.step() and before "
                                "optimizer.zero_grad()")
-        if self.updater.needs_grad and not any(bool(t.param.grad.any()) for t in self.targets
-                                               if t.param.grad is not None):
+        if not any(bool(g.any()) for g in grads):
             raise RuntimeError(f"{self.config.method} scores by gradient but every gradient of the "
                                f"prunable weights is zero at update step {step} (zero_grad("
                                "set_to_none=False) before sparsity.step()?); the masks were not "
                                "changed. Call sparsity.step() after optimizer.step() and before "
                                "optimizer.zero_grad()")
-        fraction = self.schedule.drop_fraction_at(step) if self.updater.regrows else 0.0
-        counts = self.target_counts
-        if self.updater.gradual:
-            counts = self._counts(self.schedule.density_at(step, self.initial_density, self.config.density))
-        if self.channel_groups:
-            self._remove_channels_(step)
-            budget = sum(counts.values())
-            counts = self._spread_over_room(counts)
-            self._warn_short(budget, sum(counts.values()))
-        overshoot = self.updater.overshoot()
-        # The soft bound needs room to prune back before training ends.
-        prune_back = step + max(1, self.config.update_interval // 2)
-        if overshoot and prune_back > self.total_steps:
-            overshoot = 0.0
-        self._prune_back_step = prune_back if overshoot else None
-        jobs = []
-        for index, target in enumerate(self.targets):
-            active = int(target.mask.count_nonzero())
-            allowed = self._allowed(target)
-            room = target.param.numel() if allowed is None else int(allowed.count_nonzero())
-            goal = min(counts[target.name], room)  # full when removed channels leave less room
-            swap = int(fraction * goal)
-            extra = min(int(overshoot * goal), room - goal)
-            if target.name in self.nm_layers:
-                extra = 0  # no room above N per group: MEST's soft bound does not apply
-            self._overshoot[target.name] = extra
-            # Usually active == goal (swap out, swap in) or active > goal (gradual pruning);
-            # a layer that just lost channels has active < goal and grows back to it.
-            n_remove = max(active - goal + swap, min(swap, active))
-            n_grow = goal - active + n_remove + extra if self.updater.regrows else 0
-            generator = _generator(self.config.seed, index, step, _PURPOSE_GROW)
-            jobs.append((target, n_remove, n_grow, generator, True, allowed))
-        self._run_layers(jobs)
 
-    def _run_layers(self, jobs: list) -> None:
-        """``_update_layer`` over ``(target, n_remove, n_grow, generator, ...)`` jobs, one layer
-        at a time. A thread pool over layers cut an update of r3d_18 on 2 CPU cores by a
-        quarter, but every thread's temporaries added to the peak (by 150 MB), and memory
-        is the tighter budget (benchmarks/bench_memory.py)."""
-        for job in jobs:
-            self._update_layer(*job)
-
-    def _room(self, target: PrunableTarget) -> int:
-        """How many weights ``target`` may hold: all but the rows and columns of removed
-        channels (the count of :meth:`_allowed`, without building the mask)."""
-        per_dim: dict[int, torch.Tensor] = {}
-        for group, dim in self._channel_dims.get(target.name, ()):
-            alive = self.alive[group.producer]
-            per_dim[dim] = alive if dim not in per_dim else per_dim[dim] & alive
-        room = target.param.numel()
-        for dim, alive in per_dim.items():
-            room = room // target.param.shape[dim] * int(alive.count_nonzero())
-        return room
-
-    def _spread_over_room(self, counts: dict[str, int]) -> dict[str, int]:
-        """Counts that keep the total budget when removed channels leave layers too little
-        room: what those layers cannot hold goes to the layers the distribution governs,
-        in proportion to their counts (what the distribution itself gives when it caps a
-        layer: RigL's ERK makes such layers dense and solves again for the rest), none
-        above its room. Only if every such layer is full does the total fall short."""
-        rooms = {t.name: self._room(t) for t in self.targets}
-        if all(counts[n] <= rooms[n] for n in counts):
-            return counts
+    def _remove_channels_(self, step: int, counts: dict[str, int]) -> dict[str, int]:
+        """Channel mode: bring every group to the removed share the cubic schedule sets for
+        ``step``, empty the removed channels, and return ``counts`` spread over the room left
+        (warning once if the layers cannot hold them all)."""
+        share = 1.0 - self.schedule.density_at(step, 1.0, 1.0 - self.config.channel_sparsity)
+        if self.channels.remove_(share):
+            for target in self.targets:
+                allowed = self._allowed(target)
+                if allowed is not None:
+                    target.mask.logical_and_(allowed)
+                    target.param.mul_(target.mask)
+            self.channels.hold_zero_(self.optimizer)
         fixed = self._fixed_densities()
-        free = [t.name for t in self.targets if t.name not in fixed]
-        out = {n: min(c, rooms[n]) for n, c in counts.items()}
-        budget = sum(counts.values()) - sum(out[n] for n in counts if n not in free)
-        open_ = list(free)  # layers that can still take more
-        while open_:
-            scale = budget / sum(counts[n] for n in open_)
-            full = [n for n in open_ if scale * counts[n] >= rooms[n]]
-            if not full:
-                break
-            for n in full:
-                out[n] = rooms[n]
-                budget -= rooms[n]
-                open_.remove(n)
-        if not open_:
-            return out
-        shares = {n: scale * counts[n] for n in open_}
-        for n in open_:
-            out[n] = int(shares[n])
-        # Whole weights: the remainder goes to the largest fractional parts (then module order).
-        left = budget - sum(out[n] for n in open_)
-        order = sorted(open_, key=lambda n: (-(shares[n] - out[n]), open_.index(n)))
-        for n in order[:max(0, left)]:
-            out[n] += 1
-        return out
+        rooms = {t.name: self._room(t) for t in self.targets}
+        spread = spread_over_room(counts, rooms, [t.name for t in self.targets if t.name not in fixed])
+        self._warn_short(sum(counts.values()), sum(spread.values()))
+        return spread
 
     def _warn_short(self, budget: int, held: int) -> None:
-        if held >= budget or getattr(self, "_warned_short", False):
+        if held >= budget or self._warned_short:
             return
         self._warned_short = True
         total = sum(t.param.numel() for t in self.targets)
@@ -627,80 +499,45 @@ class DynamicSparsity:
             f"{held / total:.4f} instead of {budget / total:.4f} at step {self.step_count} (every "
             "layer that could take more is full; lower still if later updates remove more "
             "channels). Lower channel_sparsity (or set channel_residual=false) to keep the "
-            "density. Warned once.", RuntimeWarning, stacklevel=4)
+            "density. Warned once.", RuntimeWarning, stacklevel=5)
 
     def _allowed(self, target: PrunableTarget) -> torch.Tensor | None:
-        """Where ``target`` may hold weights: everywhere (None) but the rows or columns of
-        removed channels."""
-        allowed = None
-        for group, dim in self._channel_dims.get(target.name, ()):
-            alive = self.alive[group.producer]
-            if bool(alive.all()):
-                continue
-            shape = [1] * target.param.dim()
-            shape[dim] = -1
-            keep = alive.to(target.param.device).view(shape).expand(target.param.shape)
-            allowed = keep.clone() if allowed is None else allowed & keep
-        return allowed
+        if not self.channels:
+            return None
+        return self.channels.allowed(target.name, target.param.shape, target.param.device)
 
-    @torch.no_grad()
-    def _remove_channels_(self, step: int) -> None:
-        """Channel mode: bring every group to the removed share the cubic schedule sets for
-        ``step``, taking out its alive channels of lowest score first."""
-        share = 1.0 - self.schedule.density_at(step, 1.0, 1.0 - self.config.channel_sparsity)
-        removed_any = False
-        for group in self.channel_groups:
-            alive = self.alive[group.producer]
-            goal = channels_to_remove(group.channels, share, self.config.channel_multiple)
-            n = goal - (group.channels - int(alive.count_nonzero()))
-            if n <= 0:
-                continue
-            scores = channel_scores(self.model, group).cpu().masked_fill(~alive, math.inf)
-            # A stable sort: ties go to the lower channel index on every rank.
-            alive[torch.sort(scores, stable=True).indices[:n]] = False
-            removed_any = True
-        if not removed_any:
-            return
-        for target in self.targets:
-            allowed = self._allowed(target)
-            if allowed is not None:
-                target.mask.logical_and_(allowed)
-                target.param.mul_(target.mask)
-        self._zero_removed_channels_()
+    def _room(self, target: PrunableTarget) -> int:
+        if not self.channels:
+            return target.param.numel()
+        return self.channels.room(target.name, target.param.shape)
 
-    @torch.no_grad()
-    def prune_back_(self) -> None:
-        """MEST's soft memory bound: remove the weights grown above the target count."""
-        self._run_layers([(target, self._overshoot[target.name], 0, None, False)
-                          for target in self.targets if self._overshoot.get(target.name, 0)])
-        self._overshoot = {}
-        self._prune_back_step = None
+    def _run(self, jobs: list[LayerUpdate]) -> None:
+        """The layer updates, one layer at a time. A thread pool over layers cut an update of
+        r3d_18 on 2 CPU cores by a quarter, but every thread's temporaries added to the peak
+        (by 150 MB), and memory is the tighter budget (benchmarks/bench_memory.py)."""
+        for job in jobs:
+            self._update_layer(job)
 
-    def _update_layer(self, target: PrunableTarget, n_remove: int, n_grow: int, generator,
-                      record: bool = True, allowed: torch.Tensor | None = None) -> None:
+    def _update_layer(self, job: LayerUpdate) -> None:
+        target, allowed = job.target, job.allowed
         weight, mask = target.param, target.mask
-        numel = weight.numel()
         flat_mask = mask.view(-1)
         before = flat_mask.clone()
         grad = weight.grad
         if grad is None and self.updater.needs_grad:
             grad = torch.zeros_like(weight)  # a layer unused in this step: nothing to prefer
-        if n_remove > 0:
-            # Remove the n_remove lowest-scoring active weights.
+        if job.remove > 0:
+            # Remove the lowest-scoring active weights.
             removal = self.updater.removal_score(weight, grad).reshape(-1).float()
-            flat_mask[select(removal, flat_mask, n_remove, largest=False)] = False
+            flat_mask[select(removal, flat_mask, job.remove, largest=False)] = False
             del removal
         grown = None
-        room = numel if allowed is None else int(allowed.count_nonzero())
-        n_grow = min(n_grow, room - int(flat_mask.count_nonzero()))
+        room = weight.numel() if allowed is None else int(allowed.count_nonzero())
+        n_grow = min(job.grow, room - int(flat_mask.count_nonzero()))
         if n_grow > 0:
-            # Regrow the n_grow highest-scoring inactive weights (just-dropped ones included).
-            growth = self.updater.growth_score(weight, grad, generator).reshape(-1).float()
-            if target.name in self.nm_layers:
-                grown = self._nm_grow_indices(growth.masked_fill(flat_mask, -math.inf), flat_mask)
-            else:
-                candidates = ~flat_mask if allowed is None else allowed.reshape(-1) & ~flat_mask
-                grown = select(growth, candidates, n_grow, largest=True)
+            # Regrow the highest-scoring inactive weights (just-dropped ones included).
+            growth = self.updater.growth_score(weight, grad, job.generator).reshape(-1).float()
+            grown = self.structures[target.name].grow(growth, flat_mask, n_grow, allowed)
             flat_mask[grown] = True
         flat_weight = weight.data.view(-1)
         if grown is not None:
@@ -708,25 +545,9 @@ class DynamicSparsity:
         flat_weight.mul_(flat_mask)
         self._zero_optimizer_state(weight, flat_mask, grown)
         self._ever_active[target.name] |= pack_bits(mask)
-        if record:
+        if job.record:
             new = int((flat_mask & ~before).count_nonzero())
             self._last_changed[target.name] = new / max(int(flat_mask.count_nonzero()), 1)
-
-    def _nm_grow_indices(self, growth: torch.Tensor, flat_mask: torch.Tensor) -> torch.Tensor:
-        """Flat indices that refill every group of M to exactly N active weights.
-
-        Removal ran over the whole layer as usual; a group now regrows as many weights as it
-        lost, its highest growth scores first (SRigL's constant fan-in rule, Lasby et al. 2023,
-        with the group of M in place of the neuron). Active weights score -inf, so they are
-        never picked.
-        """
-        n, m = self.config.nm
-        deficit = n - flat_mask.view(-1, m).sum(1)
-        # A stable sort keeps ties (equal gradients, zero gradients) in index order on every rank.
-        order = torch.sort(growth.view(-1, m), dim=1, descending=True, stable=True).indices
-        pick = torch.arange(m, device=growth.device) < deficit[:, None]
-        rows = pick.nonzero()[:, 0]
-        return rows * m + order[pick]
 
     def _zero_optimizer_state(self, param: torch.Tensor, flat_mask: torch.Tensor, grown) -> None:
         # Removed weights lose their state; regrown ones start from zero state, as a new
@@ -768,10 +589,11 @@ class DynamicSparsity:
                                    f"for {name} at step {self.step_count}")
 
     def mask_digest(self) -> torch.Tensor:
-        """See :func:`mask_digest`; one row per prunable layer, in module order."""
+        """See :func:`vidsparse.sparse.masks.mask_digest`; one row per prunable layer, in
+        module order."""
         return mask_digest(t.mask for t in self.targets)
 
-    # ------------------------------------------------------------------ reporting, checkpoints
+    # ------------------------------------------------------------------ reporting
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per layer: shape, numel, active (ones in the mask), density, nonzero weights,
         ``changed`` (share of active weights that were regrown at the last update) and
@@ -807,8 +629,7 @@ class DynamicSparsity:
 
     def channel_stats(self) -> dict[str, dict[str, int]]:
         """Channel mode: per group (named by its producer), ``channels`` and ``alive``."""
-        return {g.producer: {"channels": g.channels, "alive": int(self.alive[g.producer].count_nonzero())}
-                for g in self.channel_groups}
+        return self.channels.stats() if self.channels else {}
 
     def export(self) -> nn.Module:
         """A plain copy of the model with the zeros baked in; see :func:`vidsparse.sparse.export`.
@@ -819,12 +640,13 @@ class DynamicSparsity:
         from vidsparse.sparse.export import export
 
         plain = export(self.model)
-        if self.channel_groups:
-            plain = shrink(plain, self.channel_groups, self.alive)
+        if self.channels:
+            plain = shrink(plain, self.channels.groups, self.channels.alive)
         return plain
 
+    # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Masks, step counter and update bookkeeping.
+        """Masks, step counter, update bookkeeping and the method's own state.
 
         No RNG state is needed: every random draw comes from a generator keyed on
         (seed, step, layer), so a resumed run draws what the uninterrupted one would.
@@ -836,9 +658,8 @@ class DynamicSparsity:
             "ever_active": {t.name: unpack_bits(self._ever_active[t.name], t.param.shape).cpu()
                             for t in self.targets},
             "last_changed": dict(self._last_changed),
-            "overshoot": dict(self._overshoot),
-            "prune_back_step": self._prune_back_step,
             "alive": {n: a.clone() for n, a in self.alive.items()},
+            **self.updater.state_dict(),
         }
 
     @torch.no_grad()
@@ -860,14 +681,14 @@ class DynamicSparsity:
             if tuple(masks[t.name].shape) != tuple(t.param.shape):
                 raise ValueError(f"mask for {t.name} has shape {tuple(masks[t.name].shape)}, "
                                  f"the weight has {tuple(t.param.shape)}")
-            if t.name in self.nm_layers and not nm_pattern_holds(masks[t.name], *self.config.nm):
-                raise ValueError(f"mask for {t.name} breaks the {self.config.nm[0]}:"
-                                 f"{self.config.nm[1]} pattern that SparsityConfig.nm asks for")
+            self.structures[t.name].check(masks[t.name], t.name)
         alive = state.get("alive", {})
-        if set(alive) - set(self.alive):
-            raise ValueError(f"sparsity state has removed channels for {sorted(set(alive) - set(self.alive))}, "
-                             "which this engine does not treat as channel groups (is "
-                             "channel_sparsity set as in the run that saved it?)")
+        if alive and not self.channels:
+            raise ValueError(f"sparsity state has removed channels for {sorted(alive)}, which this "
+                             "engine does not treat as channel groups (is channel_sparsity set as "
+                             "in the run that saved it?)")
+        if self.channels:
+            self.channels.check_state(alive)
         for t in self.targets:
             stash = self._stash.get(t.name)
             if stash is not None:
@@ -882,11 +703,10 @@ class DynamicSparsity:
             self._ever_active[t.name] = pack_bits(ever)
             self._last_changed[t.name] = float(state.get("last_changed", {}).get(t.name, 0.0))
         self._stash = {}
-        self._overshoot = {k: int(v) for k, v in state.get("overshoot", {}).items()}
-        self._prune_back_step = state.get("prune_back_step")
-        for name, vector in alive.items():
-            self.alive[name] = vector.to(torch.bool).cpu().clone()
-        self._zero_removed_channels_()
+        self.updater.load_state_dict(state)
+        if self.channels:
+            self.channels.load_alive(alive)
+            self.channels.hold_zero_(self.optimizer)
         self.step_count = int(state["step_count"])
         # Continue counting from here: the optimizer's own hook count restarts at zero.
         self._seen_optimizer_steps = self._optimizer_steps
@@ -899,3 +719,5 @@ class DynamicSparsity:
     def remove(self) -> None:
         """Detach from the optimizer (the masks stay on the model)."""
         self._hook.remove()
+
+

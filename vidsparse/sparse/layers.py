@@ -10,12 +10,13 @@ tensors.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
+
+from vidsparse.sparse.masks import random_mask
 
 MASK_SUFFIX = "_mask"
 
@@ -77,14 +78,6 @@ def find_prunable(model: nn.Module, filter_fn: FilterFn | None = None) -> list[P
             for pname in _attention_params(module):
                 targets.append(PrunableTarget(prefix + pname, module, pname))
     return targets
-
-
-def random_mask(shape: torch.Size, n_active: int, generator: torch.Generator) -> torch.Tensor:
-    """A bool mask of ``shape`` with exactly ``n_active`` ones at uniformly random places."""
-    numel = math.prod(shape)
-    flat = torch.zeros(numel, dtype=torch.bool)
-    flat[torch.randperm(numel, generator=generator)[:n_active]] = True
-    return flat.view(shape)
 
 
 def set_mask_(target: PrunableTarget, mask: torch.Tensor) -> None:
