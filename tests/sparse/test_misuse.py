@@ -162,6 +162,7 @@ def test_sparsity_step_before_optimizer_step_warns_once_with_the_right_order():
     order = [w for w in caught if "loop order" in str(w.message)]
     assert len(order) == 1
     assert "optimizer.step(); sparsity.step(); optimizer.zero_grad()" in str(order[0].message)
+    assert order[0].filename == __file__  # it points at the caller's sparsity.step() line
 
 
 def test_the_documented_order_and_accumulation_do_not_warn():

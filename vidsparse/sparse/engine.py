@@ -9,11 +9,9 @@ in ``masks.py`` (docs/ARCHITECTURE.md, "Layers" and "The training step").
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import numbers
 import warnings
-import weakref
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,6 +22,7 @@ import torch.nn as nn
 from vidsparse.sparse.channels import ChannelGroup, shrink
 from vidsparse.sparse.config import SparsityConfig
 from vidsparse.sparse.distributions import layer_densities, spread_over_room
+from vidsparse.sparse.guards import LoopGuard, check_optimizer_holds, check_patterns
 from vidsparse.sparse.layers import FilterFn, PrunableTarget, find_prunable, set_mask_
 from vidsparse.sparse.masks import (count_bits, generator, mask_digest, nm_pattern_holds,
                                     nm_random_mask, pack_bits, select, unpack_bits)
@@ -137,9 +136,8 @@ class DynamicSparsity:
         # Weights the initial mask zeroed in layers that already looked sparse (loaded from a
         # DST checkpoint): put back if sparsity.load_state_dict follows before any step.
         self._stash: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._grad_at_step = None  # (target index, weakref to its .grad, its version) at the last step
-        self._weight_versions: list[int] = []
-        self._warned_order = self._warned_short = False
+        self.guard = LoopGuard([])  # the loop-order and rebuilt-optimizer checks
+        self._warned_short = False
         if self.updater.sparse:
             self._setup(filter_fn)
         self._hook = self.optimizer.register_step_post_hook(self._on_optimizer_step)
@@ -152,8 +150,10 @@ class DynamicSparsity:
         if not self.targets:
             raise ValueError("DynamicSparsity found no prunable layer (Conv/Linear/attention) "
                              "in the model" + (" that filter_fn accepts" if filter_fn else ""))
-        self._check_patterns(filter_fn is not None)
-        self._check_optimizer_holds_targets(self.optimizer)
+        names = [t.name for t in self.targets]
+        check_patterns("dense_layers", self.config.dense_layers, names, filter_fn is not None)
+        check_patterns("layer_density", list(self.config.layer_density), names, filter_fn is not None)
+        check_optimizer_holds(self.targets, self.optimizer)
         self.structures = self._structures()
         if self.config.channel_sparsity:
             fixed = self._fixed_densities()
@@ -167,39 +167,8 @@ class DynamicSparsity:
         ignore = set(getattr(self.model, "_ddp_params_and_buffers_to_ignore", []))
         ignore.update(t.mask_full_name for t in self.targets)
         self.model._ddp_params_and_buffers_to_ignore = sorted(ignore)
-        self._record_weight_versions()
-
-    def _check_patterns(self, filtered: bool) -> None:
-        """A ``dense_layers`` or ``layer_density`` pattern that matches no prunable layer is
-        almost always a typo; without this check the run would silently train those layers
-        at the distribution's density."""
-        names = [t.name for t in self.targets]
-        for option, patterns in (("dense_layers", self.config.dense_layers),
-                                 ("layer_density", list(self.config.layer_density))):
-            for pattern in patterns:
-                if any(fnmatch.fnmatchcase(n, pattern) for n in names):
-                    continue
-                near = difflib.get_close_matches(pattern, names, n=5, cutoff=0.4)
-                module_names = {n.rsplit(".", 1)[0] for n in names}
-                hint = ""
-                if pattern in module_names or any(fnmatch.fnmatchcase(m, pattern) for m in module_names):
-                    hint = f"; patterns match parameter names: try {pattern + '.*'!r}"
-                raise ValueError(
-                    f"SparsityConfig.{option} pattern {pattern!r} matches no prunable layer"
-                    + (" that filter_fn accepts" if filtered else "") + hint
-                    + f"; nearest names: {near or names[:5]} ({len(names)} prunable weights, "
-                    "names as in model.named_parameters())")
-
-    def _check_optimizer_holds_targets(self, optimizer: torch.optim.Optimizer) -> None:
-        """Every masked weight must be one the optimizer steps: the step hook is how the
-        engine counts steps, and a weight no optimizer moves cannot be regrown usefully."""
-        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        outside = [t.name for t in self.targets if id(t.param) not in held]
-        if outside:
-            raise ValueError(f"DynamicSparsity: {len(outside)} prunable weight(s) are not in the "
-                             f"optimizer's param groups (first: {outside[:3]}); build the optimizer "
-                             "over model.parameters() before DynamicSparsity, or leave those "
-                             "layers out with filter_fn")
+        self.guard = LoopGuard(self.targets)
+        self.guard.settled()
 
     def _fixed_densities(self) -> dict[str, float]:
         """Layers whose density does not come from the distribution."""
@@ -295,30 +264,18 @@ class DynamicSparsity:
         inner = _unwrap_optimizer(optimizer)
         if not isinstance(inner, torch.optim.Optimizer):
             raise TypeError(f"attach_optimizer needs a torch.optim.Optimizer, got {type(optimizer)}")
-        self._check_optimizer_holds_targets(inner)
+        check_optimizer_holds(self.targets, inner)
         if self._hook is not None:
             self._hook.remove()
         self.optimizer = inner
         self._optimizer_steps = self._seen_optimizer_steps = 0
         self._hook = self.optimizer.register_step_post_hook(self._on_optimizer_step)
-        self._record_weight_versions()
+        self.guard.settled()
 
     def _on_optimizer_step(self, optimizer, args, kwargs) -> None:
         self._optimizer_steps += 1
         self._stash = {}  # the weights moved on: nothing left to put back
-        # Remember one gradient as the optimizer left it; step() checks that it is still the
-        # same tensor, unchanged, i.e. that no zero_grad or backward ran in between.
-        self._grad_at_step = None
-        for index, target in enumerate(self.targets):
-            grad = target.param.grad
-            if grad is not None:
-                self._grad_at_step = (index, weakref.ref(grad), grad._version)
-                break
-
-    def _record_weight_versions(self) -> None:
-        # In-place changes bump a tensor's version counter: how step() tells that something
-        # other than the hooked optimizer moved the weights.
-        self._weight_versions = [t.param._version for t in self.targets]
+        self.guard.on_optimizer_step()
 
     # ------------------------------------------------------------------ public
     @property
@@ -372,13 +329,13 @@ class DynamicSparsity:
         if self._optimizer_steps == self._seen_optimizer_steps:
             # No real optimizer step since the last call (accumulation, AMP skip) - unless
             # another optimizer moved the weights behind the hook.
-            self._check_weights_unmoved()
+            self.guard.check_unmoved()
             return False
         self.step_count += self._optimizer_steps - self._seen_optimizer_steps
         self._seen_optimizer_steps = self._optimizer_steps
         if not self.targets:
             return False
-        self._check_order()
+        self.guard.check_order()
         self.apply_masks_(state=False)
         changed = False
         due = self.updater.take_back(self.step_count)  # MEST: the overshoot, half an interval on
@@ -391,41 +348,8 @@ class DynamicSparsity:
             changed = True
         if changed:
             self._synchronise()
-        self._record_weight_versions()
+        self.guard.settled()
         return changed
-
-    @torch.no_grad()
-    def _check_weights_unmoved(self) -> None:
-        if [t.param._version for t in self.targets] == self._weight_versions:
-            return
-        # Changed in place: by an optimizer the hook does not see, or by a load of weights
-        # that respect the masks (then nothing is wrong). A pruned weight that is no longer
-        # zero tells the two apart.
-        for t in self.targets:
-            if bool(t.param.detach().masked_select(~t.mask).any()):
-                raise RuntimeError(
-                    f"DynamicSparsity: pruned weights of {t.name} are no longer zero, but the "
-                    "optimizer the engine follows has not stepped since the last "
-                    "sparsity.step(): another optimizer is updating the model (rebuilt after "
-                    "DynamicSparsity was built?). Call sparsity.attach_optimizer(new_optimizer) "
-                    "after rebuilding it; without that, DST stops and pruned weights grow back")
-        self._record_weight_versions()
-
-    def _check_order(self) -> None:
-        if self._grad_at_step is None or self._warned_order:
-            return
-        index, ref, version = self._grad_at_step
-        grad = self.targets[index].param.grad
-        if grad is not None and grad is ref() and grad._version == version:
-            return
-        self._warned_order = True
-        warnings.warn(
-            "DynamicSparsity.step() ran after the gradients changed since the last "
-            "optimizer.step() (a zero_grad() or a new backward in between). The loop order is "
-            "loss.backward(); optimizer.step(); sparsity.step(); optimizer.zero_grad(). "
-            "Otherwise pruned weights take an optimizer step before they are zeroed again, so "
-            "the forward pass sees them (close to dense training), and RigL-type updates score "
-            "regrowth by the wrong gradient. Warned once.", RuntimeWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ mask updates
     @torch.no_grad()
@@ -710,8 +634,8 @@ class DynamicSparsity:
         self.step_count = int(state["step_count"])
         # Continue counting from here: the optimizer's own hook count restarts at zero.
         self._seen_optimizer_steps = self._optimizer_steps
-        self._grad_at_step = None
-        self._record_weight_versions()
+        self.guard.forget_step()
+        self.guard.settled()
         if state.get("config", {}).get("method", self.config.method) != self.config.method:
             warnings.warn(f"loading sparsity state of method {state['config']['method']!r} into "
                           f"an engine running {self.config.method!r}")
