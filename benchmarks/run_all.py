@@ -68,6 +68,11 @@ BENCHMARKS = [
               "2:4 semi-structured Linear layers vs dense (needs a CUDA GPU; says so elsewhere)."),
     Benchmark("decode", "benchmarks/bench_decode.py", [],
               "Clip loading throughput per decoder and DataLoader worker count."),
+    # 4 UCF101-sized videos (2 for training) and one round: about 40 s on 2 cores; the
+    # README's figures come from the script's default run (12 videos, 3 rounds).
+    Benchmark("loader", "benchmarks/bench_loader.py", ["--videos", "4", "--rounds", "1"],
+              "Training clips/s at UCF101 size (I3D sampling), ours vs pytorchvideo's "
+              "LabeledVideoDataset, per DataLoader worker count."),
     # The script's full run (about 1 minute on 2 cores); --out '' leaves results_corruptions.md,
     # which holds the committed run, alone.
     Benchmark("corruptions", "benchmarks/bench_corruptions.py", ["--threads", "1", "--out", ""],

@@ -13,6 +13,21 @@ derived from (--seed, corruption, severity, Class/file), so any subset of the wo
 same files. Rerunning over an existing DST skips files the manifest lists with a matching
 hash and redoes the rest; --verify re-checks every hash. The library function is
 vidsparse.corruptions.corrupt_dataset.
+
+Before writing, the tool corrupts a small sample of the source into a temporary folder and
+prints its estimate of the job's bytes and time; it refuses to start when DST's free space
+is smaller (--ignore-free-space overrides). Lossless copies are large (a UCF101 video of
+0.6 MB becomes 8-40 MB per condition): evaluating on the fly needs no copies at all.
+
+Across processes and machines:
+
+    accelerate launch --multi_gpu --num_machines 2 --num_processes 16 ... \
+        data_tools/corrupt_dataset.py --src data/ucf101 --dst /shared/ucf101-c --corruptions all
+
+splits the (video, corruption, severity) jobs over every process (each with --workers
+worker processes of its own); the files and manifest equal a one-process run's, and an
+interrupted run resumes with any number of processes. Every machine must see the same
+--src and --dst folders (a shared filesystem).
 """
 
 from __future__ import annotations
@@ -23,7 +38,7 @@ from pathlib import Path
 
 from vidsparse.config import parse_overrides
 from vidsparse.corruptions import list_corruptions
-from vidsparse.corruptions.generate import STORAGE, corrupt_dataset, verify_dataset
+from vidsparse.corruptions.generate import STORAGE, ProcessGroup, corrupt_dataset, verify_dataset
 from vidsparse.data.datasets import DatasetFormatError
 
 
@@ -58,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
     parser.add_argument("--crf", type=int, default=18, help="x264 CRF for --storage h264 (default 18)")
     parser.add_argument("--codec", default=None,
                         help="advanced: an FFmpeg encoder spec NAME[:KEY=VALUE,...] overriding --storage")
+    parser.add_argument("--ignore-free-space", action="store_true",
+                        help="start even when the estimated size exceeds DST's free space")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser, parser.parse_args(argv)
 
@@ -90,10 +107,12 @@ def main(argv: list[str] | None = None) -> int:
             args.src, args.dst, args.corruptions, severities, layout=args.layout,
             split=args.split, fold=args.fold, seed=args.seed, storage=args.storage, crf=args.crf,
             codec=args.codec, options=parse_overrides(args.option, what="--option"), workers=args.workers,
-            progress=not args.quiet)
+            progress=not args.quiet, check_space=not args.ignore_free_space,
+            on_estimate=lambda estimate: print(estimate, flush=True))
     except (ValueError, FileNotFoundError, DatasetFormatError) as err:
         parser.error(str(err))  # nothing has been written: every check runs first
-    print(summary)
+    if ProcessGroup.current().is_main:  # one summary (the main process's merges all shares)
+        print(summary)
     return 1 if summary.failed else 0
 
 

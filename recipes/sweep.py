@@ -1,12 +1,13 @@
 """Run the DST-robustness protocol from one sweep file: train every (method, sparsity, seed),
-corrupt the test split, evaluate every checkpoint on it and write the report.
+evaluate every checkpoint on the corrupted test split and write the report.
 
     python recipes/sweep.py --config recipes/sweeps/demo.yaml [key=value ...]
 
 Each stage skips what is already done, so an interrupted sweep is started again with the
 same command: a run whose ``final/run.json`` exists is not trained again (an unfinished one
 resumes from its newest checkpoint, ``resume=auto``), ``corrupt_dataset`` skips files its
-manifest holds, and the evaluation reads the predictions it cached. Training and evaluation
+manifest holds (only with ``corrupt.on_disk: true``; by default the test videos are
+corrupted on the fly), and the evaluation reads the predictions it cached. Training and evaluation
 are launched with ``accelerate launch`` and the sweep's ``launch`` arguments.
 
 Layout of ``output_dir``: ``data/`` (when the sweep generates the synthetic dataset),
@@ -50,7 +51,10 @@ DEFAULTS = {
         "seeds": [0],
     },
     "corrupt": {
-        "on_disk": True,       # False: evaluate on the fly, no files
+        # True: write the corrupted copies with corrupt_dataset and evaluate on them (it
+        # refuses when the destination lacks the space it estimates). False, the default:
+        # corrupt on the fly, no files; lossless copies of a real dataset take terabytes.
+        "on_disk": False,
         "corruptions": ["gaussian_noise", "motion_blur", "fog", "contrast", "frame_drop", "h264_crf"],
         "severities": [1, 2, 3, 4, 5],
         "workers": 2,
@@ -105,6 +109,8 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__d
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--config", required=True, help="sweep YAML (see recipes/sweeps/)")
 parser.add_argument("overrides", nargs="*", help="key=value, e.g. output_dir=runs/x train.seeds=[0,1]")
+parser.add_argument("--print-config", action="store_true",
+                    help="check the sweep and every run's config, print the merged sweep and exit")
 args = parser.parse_args()
 try:
     cfg = load_sweep(args.config, args.overrides)
@@ -118,6 +124,9 @@ for name, overrides in runs(cfg):
         load_config(cfg["train"]["config"], [*cfg["train"]["overrides"], *overrides])
     except ConfigError as exc:
         sys.exit(f"error: run {name}: {exc}")
+if args.print_config:
+    print(yaml.safe_dump(cfg, sort_keys=False), end="")
+    sys.exit(0)
 
 started = time.time()
 output = Path(cfg["output_dir"])

@@ -120,8 +120,29 @@ def test_run_all_writes_each_command_status_and_table(tmp_path):
 
 def test_run_all_lists_every_benchmark_script():
     scripts = {b.script for b in run_all.BENCHMARKS}
-    names = ("engine", "memory", "channel", "nm", "decode", "corruptions")
+    names = ("engine", "memory", "channel", "nm", "decode", "loader", "corruptions")
     expected = {f"benchmarks/bench_{n}.py" for n in names}
     assert scripts == expected
     present = {s for s in scripts if (ROOT / s).is_file()}
     assert present >= expected - {"benchmarks/bench_channel.py"}  # the others ship with the repo
+
+
+@pytest.mark.slow
+def test_bench_loader_quick_compares_the_same_clips_and_prints_finite_ratios():
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "TQDM_DISABLE": "1"}
+    done = subprocess.run([sys.executable, "benchmarks/bench_loader.py", "--quick"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    # Both loaders made batches of 4 clips of 8 frames, 3 x 112 x 112 (--quick's crop).
+    assert "batch of clips: [4, 3, 8, 112, 112] (B x C x T x H x W)" in lines
+    assert "| workers | ours clips/s | pytorchvideo clips/s | ours / pytorchvideo |" in lines
+    rows = [line.strip("|").split("|") for line in lines
+            if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert [int(r[0]) for r in rows] == [0, 1]  # --quick's worker counts, in order
+    for _, ours, peer, ratio in rows:
+        ours, peer, ratio = float(ours), float(peer), float(ratio)
+        assert 0 < ours < float("inf") and 0 < peer < float("inf")
+        # One round: the ratio is the two rates' quotient (to the printed rounding).
+        assert ratio == pytest.approx(ours / peer, rel=0.05, abs=0.01)

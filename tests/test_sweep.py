@@ -66,3 +66,30 @@ def test_the_sweep_file_and_overrides_are_type_checked_like_a_training_config(tm
     proc = subprocess.run([sys.executable, "recipes/sweep.py", "--config", str(not_a_mapping)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0 and f"error: {not_a_mapping} must hold a mapping at the top level" in proc.stderr
+
+
+def _merged(config: str, *overrides: str) -> dict:
+    import yaml
+
+    proc = subprocess.run([sys.executable, "recipes/sweep.py", "--config", config, "--print-config",
+                           *overrides], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return yaml.safe_load(proc.stdout)
+
+
+def test_sweeps_corrupt_on_the_fly_unless_the_file_asks_for_copies(tmp_path):
+    # A sweep file that says nothing about it evaluates on the fly: no copies on disk.
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text("train: {methods: [dense]}\n")
+    assert _merged(str(minimal))["corrupt"]["on_disk"] is False
+    # The paper sweeps run on the fly; `make demo` keeps writing its (small) copies.
+    ucf = _merged("recipes/sweeps/ucf101_paper.yaml")
+    kinetics = _merged("recipes/sweeps/kinetics_subset_paper.yaml")
+    assert ucf["corrupt"]["on_disk"] is False and kinetics["corrupt"]["on_disk"] is False
+    assert _merged("recipes/sweeps/demo.yaml")["corrupt"]["on_disk"] is True
+    # The Kinetics subset sweep trains the Kinetics-subset config on the same protocol.
+    assert kinetics["train"]["config"] == "recipes/configs/kinetics_subset_i3d_r50.yaml"
+    assert kinetics["data"]["root"] == "data/mini_kinetics"
+    assert kinetics["corrupt"]["corruptions"] == ucf["corrupt"]["corruptions"]
+    assert kinetics["train"]["methods"] == ucf["train"]["methods"]
+    assert _merged(str(minimal), "corrupt.on_disk=true")["corrupt"]["on_disk"] is True

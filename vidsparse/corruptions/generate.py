@@ -12,6 +12,18 @@ severity, ``Class/file``), so any subset of the work, any number of workers and 
 on-the-fly evaluation give the same frames. Outputs are written to a temporary name and
 renamed; a second run skips files whose manifest entry (seed, options, encoding, source
 hash, output hash) still matches and redoes the rest.
+
+Before writing, :func:`estimate_job` corrupts a few source videos into a temporary folder
+and scales their bytes and seconds to the job by pixel-frames (frame count x height x width,
+from the dataset index); the run refuses to start when the destination's free space is
+smaller (``check_space=False`` overrides).
+
+Under ``accelerate launch`` (``WORLD_SIZE`` > 1) every process of every machine takes a
+contiguous share of the sorted job list; the destination must be one folder that all
+machines see (a shared filesystem). Each process records what it wrote in
+``dst/.manifest.part<rank>.json``; after a barrier the main process merges those records
+into ``manifest.json`` and deletes them, so the files and the manifest are the bytes a
+one-process run writes, and an interrupted run (any number of processes) resumes.
 """
 
 from __future__ import annotations
@@ -22,12 +34,13 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -53,6 +66,19 @@ FALLBACK_SUFFIX = ".mkv"
 # characters of [a-z0-9_], as tempfile's).
 TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?")
 MANIFEST_EVERY_S = 5.0  # an interrupted run loses at most this much of its bookkeeping
+# What each process of a multi-process run records before the main one merges it; the name
+# is not TEMPORARY's shape, so a restarted run merges a killed run's parts instead of
+# deleting them.
+PART = re.compile(r"\.manifest\.part(\d+)\.json")
+# The sample behind the size and time estimate: this many source videos (evenly spaced over
+# the sorted ones still to do), each cut to this many frames, under every corruption at the
+# lowest and the highest requested severity. Small, so a run on a real dataset starts within
+# a minute or two, and the estimate stays within a factor of about 2 of the job.
+ESTIMATE_VIDEOS = 2
+ESTIMATE_FRAMES = 32
+# Processes of a multi-process run wait at barriers for the slowest one (the main process
+# hashing a resumed run's outputs, the last share finishing): far beyond torch's 30 minutes.
+BARRIER_TIMEOUT_S = 7 * 24 * 3600
 
 
 # --------------------------------------------------------------------------- the source
@@ -144,6 +170,7 @@ class Summary:
     failed: list[tuple[str, str]] = field(default_factory=list)   # (source video, reason)
     missing: list[tuple[str, str]] = field(default_factory=list)  # listed but not on disk
     seconds: float = 0.0
+    estimate: "Estimate | None" = None                     # the main process's, before writing
 
     def __str__(self) -> str:
         lines = [f"wrote {sum(self.written.values())} files, skipped {self.skipped} already done, "
@@ -173,6 +200,8 @@ def corrupt_dataset(
     options: Mapping[str, Any] | None = None,
     workers: int = 1,
     progress: bool = True,
+    check_space: bool = True,
+    on_estimate: Callable[["Estimate"], None] | None = None,
 ) -> Summary:
     """Write ``dst/<corruption>/<severity>/``: ``split`` of ``src`` corrupted, in its layout.
 
@@ -188,7 +217,15 @@ def corrupt_dataset(
         codec: advanced: an FFmpeg encoder spec ``"name[:opt=value,...]"`` overriding storage.
         options: corruption options (e.g. ``{"temporal": "iid"}``), each given to every chosen
             corruption that accepts it; one that none accepts is an error.
-        workers: processes; each decodes a source video once and writes all its copies.
+        workers: processes (per ``accelerate launch`` process); each decodes a source video
+            once and writes all its copies.
+        check_space: refuse (:class:`NotEnoughSpaceError`) when the estimated bytes of the
+            files still to write exceed the destination's free space.
+        on_estimate: called with the :class:`Estimate` before writing (by the main process);
+            default: printed when ``progress``.
+
+    Under ``accelerate launch`` every process calls this with the same arguments; each writes
+    its share of the jobs and the main process writes the manifest (see the module's notes).
 
     Everything that can be wrong with the request raises ``ValueError`` (or
     ``FileNotFoundError``) before ``dst`` is touched. A video that fails to decode or
@@ -208,21 +245,58 @@ def corrupt_dataset(
     source = dataset_source(src, layout, split, fold)
     suffixes = output_suffixes(source, codec)
     dst = Path(dst)
+    group = ProcessGroup.current()
 
     started = time.time()
     summary = Summary(dst, missing=[(str(p), why) for p, why in source.missing])
     jobs = plan_jobs(source, corruptions, severities, seed, suffixes)
-    entries = load_manifest(dst)
-    tasks, summary.skipped = plan_tasks(source, jobs, entries, dst, codec, per_corruption)
-    write_annotations(source, dst, corruptions, severities)
-    remove_stale_temporaries(dst, corruptions, severities)
     settings = {"src": str(source.root.resolve()), "layout": source.layout, "split": source.split,
                 "fold": source.fold, "seed": seed, "codec": codec,
                 "pix_fmt": PIX_FMTS.get(encoding(codec)[0], DEFAULT_PIX_FMT),
                 "corruptions": corruptions, "severities": severities,
                 "parameters": {name: parameters(name, severities, per_corruption[name])
                                for name in corruptions}}
+    # The main process plans, estimates and prepares dst; the others wait for its verdict, so
+    # a refused job leaves dst untouched on every machine.
+    verdict: dict[str, Any] = {}
+    if group.is_main:
+        try:
+            entries = load_manifest(dst)
+            if merge_parts(dst, entries):  # a killed multi-process run's records
+                write_manifest(dst, entries, settings, {})
+                delete_parts(dst)
+            tasks, skipped = plan_tasks(source, jobs, entries, dst, codec, per_corruption)
+            estimate = estimate_job(source, tasks, dst, codec, per_corruption,
+                                    workers * group.world)
+            if on_estimate is not None:
+                on_estimate(estimate)
+            elif progress:
+                print(estimate, flush=True)
+            if check_space and estimate.free is not None and estimate.bytes > estimate.free:
+                raise NotEnoughSpaceError(
+                    f"not enough free space at {estimate.where}: the job needs an estimated "
+                    f"{_gb(estimate.bytes)} for {estimate.files} files, {_gb(estimate.free)} "
+                    f"are free; free some space, choose another destination, store the copies "
+                    f"smaller (storage h264), or override the check (--ignore-free-space, "
+                    f"check_space=False)")
+            write_annotations(source, dst, corruptions, severities)
+            remove_stale_temporaries(dst, corruptions, severities)
+            pending = {job.path for task in tasks for job in task[2]}
+            verdict = {"pending": pending, "skipped": skipped}
+            summary.estimate = estimate
+        except Exception as exc:  # every process raises it, not only the main one
+            verdict = {"error": exc}
+    verdict = group.broadcast(verdict)
+    if "error" in verdict:
+        raise verdict["error"]
+    summary.skipped = verdict["skipped"]
+    mine = group.share([job for job in jobs if job.path in verdict["pending"]])
+    tasks = group_tasks(source, mine, str(dst), codec, per_corruption)
+
+    entries = load_manifest(dst) if group.world == 1 else {}
     failed: dict[str, str] = {}
+    record = (lambda: write_manifest(dst, entries, settings, failed)) if group.world == 1 else \
+        (lambda: write_part(dst, group.rank, entries, failed))
     last_save = time.time()
     try:
         for done in run_tasks(tasks, workers, sum(len(t[2]) for t in tasks), progress):
@@ -233,10 +307,19 @@ def corrupt_dataset(
                     entries[entry["path"]] = entry
                     summary.written[entry["corruption"]] += 1
             if time.time() - last_save > MANIFEST_EVERY_S:
-                write_manifest(dst, entries, settings, failed)
+                record()
                 last_save = time.time()
     finally:  # an interrupted run still records what it finished, for the next run to skip
-        write_manifest(dst, entries, settings, failed)
+        record()
+    if group.world > 1:
+        group.barrier()  # every share written and recorded
+        if group.is_main:
+            entries = load_manifest(dst)
+            written = merge_parts(dst, entries, failed)
+            summary.written = Counter(entry["corruption"] for entry in written)
+            write_manifest(dst, entries, settings, failed)
+            delete_parts(dst)
+        group.barrier()  # the manifest is complete before any process returns
     summary.failed = sorted(failed.items())
     summary.seconds = time.time() - started
     return summary
@@ -390,16 +473,25 @@ def plan_tasks(source: Source, jobs: list[Job], entries: dict[str, dict], dst: P
                options: Mapping[str, dict]) -> tuple[list[tuple], int]:
     """One task per source video with the jobs it still needs, and how many jobs were done."""
     source_sha = {source.relative(path): sha256_file(path) for path, _ in source.samples}
-    todo: dict[str, list[Job]] = {}
+    todo = []
     for job in jobs:
         wanted = {"seed": job.seed, "codec": codec, "options": options[job.corruption],
                   "source_sha256": source_sha[job.source]}
         if not is_done(entries.get(job.path), wanted, dst / job.path):
-            todo.setdefault(job.source, []).append(job)
-    tasks = [(str(source.root / relative), source_sha[relative], batch, str(dst), codec,
-              {job.corruption: options[job.corruption] for job in batch})
-             for relative, batch in todo.items()]
-    return tasks, len(jobs) - sum(len(batch) for batch in todo.values())
+            todo.append(job)
+    return group_tasks(source, todo, str(dst), codec, options, source_sha), len(jobs) - len(todo)
+
+
+def group_tasks(source: Source, jobs: list[Job], dst: str, codec: str, options: Mapping[str, dict],
+                source_sha: Mapping[str, str] | None = None) -> list[tuple]:
+    """``jobs`` as tasks: one per source video (decoded once), in the jobs' order."""
+    batches: dict[str, list[Job]] = {}
+    for job in jobs:
+        batches.setdefault(job.source, []).append(job)
+    sha = source_sha or {relative: sha256_file(source.root / relative) for relative in batches}
+    return [(str(source.root / relative), sha[relative], batch, dst, codec,
+             {job.corruption: options[job.corruption] for job in batch})
+            for relative, batch in batches.items()]
 
 
 def is_done(entry: dict | None, wanted: Mapping[str, Any], path: Path) -> bool:
@@ -498,6 +590,162 @@ def _with_sizes(results, tasks, ordered: bool):
         yield entries, by_source[entries[0]["source"]]
 
 
+# --------------------------------------------------------------------------- estimate
+
+class NotEnoughSpaceError(ValueError):
+    """The destination has less free space than the job's estimated size."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What the files still to write should take: bytes, wall seconds and their count."""
+
+    bytes: int
+    seconds: float
+    files: int
+    processes: int         # worker processes of all machines, that the seconds assume
+    where: Path            # dst, or its nearest existing parent, whose free space was read
+    free: int | None       # None where the filesystem does not tell
+
+    def __str__(self) -> str:
+        free = "unknown" if self.free is None else _gb(self.free)
+        return (f"estimated {_gb(self.bytes)} and ~{_duration(self.seconds)} (at {self.processes} "
+                f"workers) for {self.files} files; free space at {self.where}: {free}")
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.3g} GB"
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def free_space(path: Path) -> tuple[Path, int | None]:
+    """``(folder, free bytes)`` of ``path`` or, before it exists, its nearest existing parent."""
+    where = Path(os.path.abspath(path))
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        return where, shutil.disk_usage(where).free
+    except OSError:
+        return where, None
+
+
+def estimate_job(source: Source, tasks: list[tuple], dst: Path, codec: str,
+                 options: Mapping[str, dict], processes: int = 1) -> Estimate:
+    """Corrupt a sample of the pending videos into a temporary folder and scale it to ``tasks``.
+
+    Sizes and times are measured per pixel-frame of the source (frames x height x width: the
+    dataset index's facts, cached, so no video is decoded to count) for each corruption, at
+    the lowest and the highest of its pending severities (noise grows files with severity,
+    blur shrinks them: the larger of the two is kept, the mean time), on
+    :data:`ESTIMATE_VIDEOS` videos cut to :data:`ESTIMATE_FRAMES` frames. Only the jobs in
+    ``tasks`` count: a resumed run's finished files are not estimated again.
+    """
+    from vidsparse.data.decode import read_video
+    from vidsparse.data.index import index_videos
+
+    jobs = [job for task in tasks for job in task[2]]
+    where, free = free_space(dst)
+    if not jobs:
+        return Estimate(0, 0.0, 0, processes, where, free)
+    paths = {job.source: source.root / job.source for job in jobs}
+    infos, _ = index_videos(source.root, list(paths.values()), progress=False)
+    pixels = {rel: infos[path].num_frames * infos[path].height * infos[path].width
+              for rel, path in paths.items() if path in infos}
+    severities: dict[str, set[int]] = {}
+    for job in jobs:
+        severities.setdefault(job.corruption, set()).add(job.severity)
+    candidates = sorted(pixels)
+    sample = [candidates[i * len(candidates) // min(ESTIMATE_VIDEOS, len(candidates))]
+              for i in range(min(ESTIMATE_VIDEOS, len(candidates)))]
+    size: dict[str, list[float]] = {name: [] for name in severities}
+    cost: dict[str, list[float]] = {name: [] for name in severities}
+    with tempfile.TemporaryDirectory() as tmp:
+        for relative in sample:
+            try:
+                frames, fps = read_video(paths[relative])
+            except Exception:  # an undecodable video is reported by the run itself
+                continue
+            frames = frames[:ESTIMATE_FRAMES]
+            measured = frames.shape[0] * frames.shape[1] * frames.shape[2]
+            for name, chosen in severities.items():
+                for severity in sorted({min(chosen), max(chosen)}):
+                    start = time.perf_counter()
+                    try:
+                        out = corrupt(frames, name, severity, seed=0, **options[name])
+                        path = write_encoded(Path(tmp) / f"sample{Path(relative).suffix}", out,
+                                             fps, codec)
+                    except Exception:  # as above: the run reports it
+                        continue
+                    cost[name].append((time.perf_counter() - start) / measured)
+                    size[name].append(path.stat().st_size / measured)
+                    path.unlink()
+    total_bytes = total_seconds = 0.0
+    for job in jobs:
+        px = pixels.get(job.source, 0)
+        total_bytes += max(size[job.corruption], default=0.0) * px
+        total_seconds += float(np.mean(cost[job.corruption])) * px if cost[job.corruption] else 0.0
+    return Estimate(int(total_bytes), total_seconds / max(processes, 1), len(jobs), processes,
+                    where, free)
+
+
+# --------------------------------------------------------------------------- processes
+
+class ProcessGroup:
+    """The processes sharing one run: this one alone, or all that ``accelerate launch`` started.
+
+    Only a few small messages pass between them (the plan, barriers), over gloo, so CPU-only
+    machines work; the videos go through the shared destination folder.
+    """
+
+    def __init__(self, rank: int = 0, world: int = 1) -> None:
+        self.rank, self.world = rank, world
+
+    @classmethod
+    def current(cls) -> "ProcessGroup":
+        """From ``WORLD_SIZE``/``RANK`` (set by ``accelerate launch`` and ``torchrun``)."""
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        from datetime import timedelta
+
+        import torch.distributed as dist
+        from accelerate import PartialState
+
+        # cpu=True: gloo ranks whether or not the machines have GPUs (NCCL needs one each).
+        PartialState(cpu=True, timeout=timedelta(seconds=BARRIER_TIMEOUT_S))
+        return cls(dist.get_rank(), dist.get_world_size())
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, jobs: list[Job]) -> list[Job]:
+        """This process's contiguous slice of ``jobs``: every video's jobs stay on one or two
+        processes (each decodes it once) and the slices differ by at most one job."""
+        return jobs[self.rank * len(jobs) // self.world:(self.rank + 1) * len(jobs) // self.world]
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def broadcast(self, obj: Any) -> Any:
+        """The main process's ``obj``, on every process."""
+        if self.world == 1:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
 # --------------------------------------------------------------------------- files
 
 def sha256_file(path: Path) -> str:
@@ -550,3 +798,42 @@ def write_manifest(dst: Path, entries: dict[str, dict], settings: dict,
         "files": [entries[key] for key in sorted(entries)],
     }
     write_atomic(dst / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+
+
+def write_part(dst: Path, rank: int, entries: Mapping[str, dict], failed: Mapping[str, str]) -> None:
+    """Record one process's finished files and failures for the main process to merge."""
+    part = {"files": [entries[key] for key in sorted(entries)],
+            "failed": [{"source": s, "reason": r} for s, r in sorted(failed.items())]}
+    write_atomic(dst / f".manifest.part{rank}.json", (json.dumps(part, indent=1) + "\n").encode())
+
+
+def parts(dst: Path) -> list[Path]:
+    return sorted(p for p in Path(dst).glob(".manifest.part*.json") if PART.fullmatch(p.name))
+
+
+def merge_parts(dst: Path, entries: dict[str, dict], failed: dict[str, str] | None = None) -> list[dict]:
+    """Add every process's recorded files to ``entries`` (and failures to ``failed``);
+    returns the merged file entries. Parts are written through a temporary name, so a killed
+    process leaves a whole one or none; one that does not read as a record is an error."""
+    merged = []
+    for path in parts(dst):
+        try:
+            part = json.loads(path.read_text())
+            files, failures = part["files"], part["failed"]
+            for entry in files:
+                if not inside(entry["path"]):
+                    raise ValueError(f"file {entry['path']!r} leaves {dst}")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is not a corrupt_dataset process record ({exc}); "
+                             f"delete it and run again") from exc
+        for entry in files:
+            entries[entry["path"]] = entry
+            merged.append(entry)
+        if failed is not None:
+            failed.update({f["source"]: f["reason"] for f in failures})
+    return merged
+
+
+def delete_parts(dst: Path) -> None:
+    for path in parts(dst):
+        path.unlink()

@@ -156,8 +156,14 @@ def stack_views(clips: Sequence[torch.Tensor], transform: Callable | None) -> to
 # Functional transforms on float ``C x T x H x W`` clips (the layout models take).
 
 def to_float_cthw(clip: torch.Tensor) -> torch.Tensor:
-    """uint8 ``T x H x W x C`` -> float32 ``C x T x H x W`` in [0, 1]."""
-    return clip.permute(3, 0, 1, 2).float().div_(255.0)
+    """uint8 ``T x H x W x C`` -> float32 ``C x T x H x W`` in [0, 1].
+
+    The result is a view of frame-major (``T x C x H x W``) memory: that is the batch of
+    images :func:`short_side_resize` hands to ``interpolate``, whose antialiased kernel runs
+    about twice as fast on contiguous planes as on the decoder's interleaved pixels.
+    """
+    frames = clip.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
+    return frames.div_(255.0).transpose(0, 1)
 
 
 def short_side_resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -168,8 +174,10 @@ def short_side_resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if new == (height, width):
         return x
     # interpolate treats dim 0 as the batch: resize the frames (T) as a batch of C-channel images.
-    frames = F.interpolate(x.transpose(0, 1), size=new, mode="bilinear", align_corners=False,
-                           antialias=True)
+    # Contiguous frames first (a no-op after to_float_cthw): the antialiased kernel is slow on
+    # strided input, and the copy costs far less than it saves; the values are the same.
+    frames = F.interpolate(x.transpose(0, 1).contiguous(), size=new, mode="bilinear",
+                           align_corners=False, antialias=True)
     return frames.transpose(0, 1)
 
 
