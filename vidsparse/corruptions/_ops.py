@@ -7,6 +7,7 @@ Everything works on a whole clip at once, as a float32 ``T x H x W x C`` tensor 
 
 from __future__ import annotations
 
+import contextvars
 import math
 from typing import Sequence
 
@@ -54,6 +55,28 @@ def severity_table(constants: str, imagenet_c: Sequence, vidsparse: Sequence | N
     return vidsparse
 
 
+# The source frames the clip being corrupted holds (their indices in the whole video), or None
+# for a whole video. Set by ``registry.corrupt(..., frames=...)`` for the duration of one call,
+# so that the corruption functions keep their ``(video, severity, rng, **options)`` signature
+# and their options stay the user's.
+CLIP_FRAMES: contextvars.ContextVar[np.ndarray | None] = contextvars.ContextVar("clip_frames", default=None)
+
+
+def clip_frames(num_frames: int) -> np.ndarray:
+    """The source index of each of the ``num_frames`` frames being corrupted (see :data:`CLIP_FRAMES`)."""
+    frames = CLIP_FRAMES.get()
+    if frames is None:
+        return np.arange(num_frames)
+    if len(frames) != num_frames:
+        raise ValueError(f"frames= names {len(frames)} source frames but the clip has {num_frames}")
+    return frames
+
+
+def keyed_rng(key: int, *index: int) -> np.random.Generator:
+    """The generator of pattern ``index`` (a frame or keyframe) of the pattern family ``key``."""
+    return np.random.default_rng(np.random.SeedSequence(key, spawn_key=tuple(int(i) for i in index)))
+
+
 def temporal_patterns(rng: np.random.Generator, temporal: str, num_frames: int, draw,
                       blend: str = "variance") -> np.ndarray:
     """``draw(rng, n)`` patterns (an ``n x ...`` array): 1 (static), ``T`` (iid) or ``T`` smooth.
@@ -63,17 +86,33 @@ def temporal_patterns(rng: np.random.Generator, temporal: str, num_frames: int, 
     ``cos(pi s / 2)`` and ``sin(pi s / 2)``, which keeps the variance of zero-mean noise (a linear
     blend would halve it between keyframes, so noise would pulse); ``"linear"`` weighs them
     ``1 - s`` and ``s`` (for maps and angles, which must stay in range).
+
+    Patterns are addressable by frame: the call takes one number from ``rng`` (the family's
+    key), and the pattern of source frame ``t`` (iid) or keyframe ``k`` (smooth) is drawn from
+    its own generator keyed on (family, ``t`` or ``k``), the static one from (family). So the
+    frames of a clip (:data:`CLIP_FRAMES`) get exactly the patterns they get in the whole video,
+    without drawing the others.
     """
     check_choice("temporal", temporal, TEMPORAL_MODES)
-    if temporal != "smooth":
-        return draw(rng, 1 if temporal == "static" else num_frames)
-    position = np.arange(num_frames) / SMOOTH_PERIOD
+    family = int(rng.integers(2**63))  # one draw whatever the frames: later draws stay aligned
+
+    def draw_at(indices) -> np.ndarray:
+        return np.concatenate([draw(keyed_rng(family, i), 1) for i in indices])
+
+    if temporal == "static":
+        return draw(keyed_rng(family), 1)
+    frames = clip_frames(num_frames)
+    if temporal == "iid":
+        return draw_at(frames)
+    position = frames / SMOOTH_PERIOD
     key = np.floor(position).astype(int)
     s = position - key
-    keys = draw(rng, int(key[-1]) + 2)
+    needed = np.unique(np.concatenate([key, key + 1]))
+    keys = draw_at(needed)
+    first, second = np.searchsorted(needed, key), np.searchsorted(needed, key + 1)
     a, b = (np.cos(np.pi * s / 2), np.sin(np.pi * s / 2)) if blend == "variance" else (1 - s, s)
-    shape = (num_frames,) + (1,) * (keys.ndim - 1)
-    return (a.reshape(shape) * keys[key] + b.reshape(shape) * keys[key + 1]).astype(keys.dtype)
+    shape = (len(frames),) + (1,) * (keys.ndim - 1)
+    return (a.reshape(shape) * keys[first] + b.reshape(shape) * keys[second]).astype(keys.dtype)
 
 
 def uniform_patterns(rng: np.random.Generator, temporal: str, shape: tuple[int, ...]) -> np.ndarray:

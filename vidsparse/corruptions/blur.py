@@ -50,14 +50,14 @@ ELASTIC_MONOTONE = ((244 * 0.024, 244 * 0.01, 244 * 0.004), (244 * 0.048, 244 * 
                     (244 * 0.12, 244 * 0.01, 244 * 0.02))
 
 
-@register_corruption("gaussian_blur", kind="spatial")
+@register_corruption("gaussian_blur", kind="spatial", frame_local=True)
 def gaussian_blur(video, severity, rng, *, constants="vidsparse"):
     """Gaussian blur with sigma ``(1, 2, 3, 4, 6)`` pixels at 224, edges replicated."""
     sigma = _ops.severity_table(constants, GAUSSIAN_BLUR_SIGMA)[severity - 1] * _ops.reference_scale(*video.shape[1:3])
     return _ops.to_uint8_(_ops.gaussian_blur(_ops.to_float(video), sigma))
 
 
-@register_corruption("zoom_blur", kind="spatial")
+@register_corruption("zoom_blur", kind="spatial", frame_local=True)
 def zoom_blur(video, severity, rng, *, constants="vidsparse"):
     """The mean of the frame and its centre zooms by ImageNet-C's factors (a ratio: not rescaled).
 
@@ -72,7 +72,7 @@ def zoom_blur(video, severity, rng, *, constants="vidsparse"):
     return _ops.to_uint8_(out / (len(factors) + 1))
 
 
-@register_corruption("glass_blur", kind="spatial")
+@register_corruption("glass_blur", kind="spatial", frame_local=True)
 def glass_blur(video, severity, rng, *, temporal="static", constants="vidsparse"):
     """Blur, shuffle pixels locally, blur again (ImageNet-C's glass blur), vectorised.
 
@@ -109,7 +109,7 @@ def glass_blur(video, severity, rng, *, temporal="static", constants="vidsparse"
     return _ops.to_uint8_(_ops.gaussian_blur(shuffled, sigma * scale))
 
 
-@register_corruption("elastic_transform", kind="spatial")
+@register_corruption("elastic_transform", kind="spatial", frame_local=True)
 def elastic_transform(video, severity, rng, *, temporal="static", constants="vidsparse"):
     """A random affine warp plus a smooth random displacement field (ImageNet-C), by grid_sample.
 

@@ -22,7 +22,7 @@ PIXELATE_FACTOR = (0.6, 0.5, 0.4, 0.3, 0.25)  # box-downsample to this fraction,
 JPEG_QUALITY = (25, 18, 15, 10, 7)  # PIL JPEG quality
 
 
-@register_corruption("saturate", kind="spatial")
+@register_corruption("saturate", kind="spatial", frame_local=True)
 def saturate(video, severity, rng, *, constants="vidsparse"):
     """Scales and shifts the HSV saturation (ImageNet-C), in closed form.
 
@@ -43,7 +43,7 @@ def saturate(video, severity, rng, *, constants="vidsparse"):
     return _ops.to_uint8_(torch.where(sat > 0, coloured, grey))
 
 
-@register_corruption("pixelate", kind="spatial")
+@register_corruption("pixelate", kind="spatial", frame_local=True)
 def pixelate(video, severity, rng, *, constants="vidsparse"):
     """Shrink to ``factor`` of the size and enlarge back, both with PIL's BOX filter (ImageNet-C).
 
@@ -122,7 +122,7 @@ def _box_windows(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(index[np.arange(n_out), inside.argmax(axis=1)]), torch.from_numpy(inside.sum(axis=1))
 
 
-@register_corruption("jpeg_compression", kind="spatial")
+@register_corruption("jpeg_compression", kind="spatial", frame_local=True)
 def jpeg_compression(video, severity, rng, *, constants="vidsparse"):
     """Every frame through PIL's JPEG encoder at ImageNet-C's quality (a codec: frame by frame)."""
     quality = _ops.severity_table(constants, JPEG_QUALITY)[severity - 1]

@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from vidsparse.corruptions.registry import CORRUPTIONS, SEVERITIES, corrupt, list_corruptions, \
+from vidsparse.corruptions.registry import CORRUPTION_VERSION, CORRUPTIONS, SEVERITIES, corrupt, list_corruptions, \
     source_name, video_seed
 from vidsparse.files import atomic_write
 
@@ -793,6 +793,8 @@ def write_manifest(dst: Path, entries: dict[str, dict], settings: dict,
     manifest = {
         "tool": "vidsparse.corruptions.corrupt_dataset",
         "vidsparse_version": __version__,
+        # Copies made by another generator version differ in their random patterns.
+        "corruption_version": CORRUPTION_VERSION,
         "settings": settings,
         "failed": [{"source": s, "reason": r} for s, r in sorted(failed.items())],
         "files": [entries[key] for key in sorted(entries)],

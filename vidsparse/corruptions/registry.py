@@ -7,11 +7,12 @@ import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from vidsparse.corruptions import _ops
 from vidsparse.registry import Registry
 
 KINDS = ("spatial", "temporal", "codec")
@@ -19,9 +20,21 @@ SEVERITIES = (1, 2, 3, 4, 5)
 
 CORRUPTIONS = Registry("corruption")
 
+# The version of the corruption generators, recorded in corrupt_dataset's manifest: it changes
+# whenever the same (video, name, severity, seed, options) may give different frames. 2: random
+# patterns are drawn per frame / keyframe from generators keyed on the frame's index, so a
+# clip's frames can be corrupted without the rest of the video.
+CORRUPTION_VERSION = 2
 
-def register_corruption(name: str, kind: str) -> Callable:
+
+def register_corruption(name: str, kind: str, frame_local: bool | tuple[str, ...] = False) -> Callable:
     """Register ``fn(video, severity, rng, **options) -> video``.
+
+    ``frame_local``: True when every output frame depends only on its own input frame and its
+    own random pattern (drawn with ``_ops.temporal_patterns``), so :func:`corrupt` can take the
+    frames of a clip alone (``frames=``); a tuple of ``temporal`` modes when that holds in those
+    modes only (a statistic of the whole clip's patterns is frame-local only when there is one
+    pattern); False (the default) when the corruption needs the whole video.
 
     ``video`` is a uint8 ``T x H x W x C`` torch tensor; ``rng`` is a ``numpy.random.Generator``
     seeded from the caller's seed. The function returns a uint8 ``T' x H x W x C`` tensor
@@ -30,7 +43,21 @@ def register_corruption(name: str, kind: str) -> Callable:
     """
     if kind not in KINDS:
         raise ValueError(f"corruption kind must be one of {KINDS}, got {kind!r}")
-    return CORRUPTIONS.register(name, kind=kind)
+    if frame_local and kind != "spatial":
+        raise ValueError(f"corruption {name!r}: only spatial corruptions can be frame-local")
+    return CORRUPTIONS.register(name, kind=kind, frame_local=frame_local)
+
+
+def is_frame_local(name: str, options: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``corrupt(..., frames=...)`` can corrupt a clip of ``name`` (with ``options``) alone.
+
+    Temporal and codec corruptions, and the spatial ones that use a statistic of the whole
+    video (fog's and spatter's maximum, frost's spread of its iid / smooth fields), are not.
+    """
+    local = CORRUPTIONS.meta(name).get("frame_local", False)
+    if isinstance(local, tuple):
+        return dict(options or {}).get("temporal", "static") in local
+    return bool(local)
 
 
 def list_corruptions(kind: str | None = None) -> dict[str, str]:
@@ -41,7 +68,8 @@ def list_corruptions(kind: str | None = None) -> dict[str, str]:
     return {n: k for n, k in out.items() if kind is None or k == kind}
 
 
-def corrupt(video: Any, name: str, severity: int = 3, seed: int = 0, **options: Any):
+def corrupt(video: Any, name: str, severity: int = 3, seed: int = 0, *,
+            frames: Sequence[int] | None = None, **options: Any):
     """Corrupt a uint8 video clip (``T x H x W x C``) or a batch of clips (``B x T x H x W x C``).
 
     Returns the same type (numpy array or torch tensor) and dtype; spatial and codec
@@ -49,6 +77,10 @@ def corrupt(video: Any, name: str, severity: int = 3, seed: int = 0, **options: 
     severity, seed) gives the same output. ``options`` are per corruption, e.g.
     ``temporal="iid"`` for a new noise pattern on every frame (default ``"static"``); an
     unknown option raises a ``TypeError`` that lists the accepted ones.
+
+    ``frames``: for a frame-local corruption (:func:`is_frame_local`), ``video`` holds only
+    these frames (their indices in the whole video, one per frame of ``video``) and the result
+    is exactly those rows of the whole video's result, at the cost of these frames alone.
 
     Example:
         >>> clip = np.zeros((8, 64, 64, 3), np.uint8)
@@ -67,14 +99,36 @@ def corrupt(video: Any, name: str, severity: int = 3, seed: int = 0, **options: 
         raise ValueError(f"corrupt({name!r}): expected uint8 T x H x W x C (C = 1 or 3) or a batch "
                          f"of them, got {tensor.dtype} {tuple(tensor.shape)}")
     keeps_length = CORRUPTIONS.meta(name)["kind"] != "temporal"
+    if frames is not None:
+        frames = _check_frames(name, frames, tensor, options)
     if tensor.ndim == 5:
         # Each clip of a batch gets its own stream, derived from (seed, index).
         outs = [_one(fn, clip, severity, [seed, i], options, keeps_length)
                 for i, clip in enumerate(tensor)]
         out = torch.stack(outs)
     else:
-        out = _one(fn, tensor, severity, seed, options, keeps_length)
+        token = _ops.CLIP_FRAMES.set(frames)
+        try:
+            out = _one(fn, tensor, severity, seed, options, keeps_length)
+        finally:
+            _ops.CLIP_FRAMES.reset(token)
     return out.numpy() if is_numpy else out
+
+
+def _check_frames(name: str, frames: Sequence[int], tensor: torch.Tensor, options: Mapping[str, Any]) -> np.ndarray:
+    """``frames`` as an int64 array, or a ValueError saying why it cannot be used."""
+    if not is_frame_local(name, options):
+        raise ValueError(f"corrupt({name!r}, frames=...): {name} with options {dict(options)} is not "
+                         "frame-local (see is_frame_local); corrupt the whole video instead")
+    if tensor.ndim != 4:
+        raise ValueError(f"corrupt({name!r}, frames=...): expected one T x H x W x C clip, "
+                         f"got a batch {tuple(tensor.shape)}")
+    array = np.asarray(frames)
+    if array.ndim != 1 or len(array) != tensor.shape[0] or (len(array) and (
+            not np.issubdtype(array.dtype, np.integer) or array.min() < 0)):
+        raise ValueError(f"corrupt({name!r}, frames=...): expected {tensor.shape[0]} non-negative "
+                         f"integer frame indices (one per frame of the clip), got {frames!r}")
+    return array.astype(np.int64)
 
 
 def video_seed(seed: int, corruption: str, severity: int, source: str) -> int:
@@ -119,10 +173,19 @@ class Corruption:
             raise ValueError(f"Corruption({self.name!r}): severity must be one of {SEVERITIES}, "
                              f"got {self.severity!r}")
 
-    def __call__(self, video: Any, source: str | os.PathLike) -> Any:
-        """Corrupt ``video`` (``T x H x W x C`` uint8), the dataset video at path ``source``."""
+    @property
+    def frame_local(self) -> bool:
+        """Whether a clip's frames can be corrupted alone (``frames=`` of :meth:`__call__`)."""
+        return is_frame_local(self.name, self.options)
+
+    def __call__(self, video: Any, source: str | os.PathLike, frames: Sequence[int] | None = None) -> Any:
+        """Corrupt ``video`` (``T x H x W x C`` uint8), the dataset video at path ``source``.
+
+        With ``frames`` (when :attr:`frame_local`), ``video`` holds only those frames of the
+        source video and the result equals those frames of the whole video's corruption.
+        """
         seed = video_seed(self.seed, self.name, self.severity, source_name(source))
-        return corrupt(video, self.name, self.severity, seed=seed, **self.options)
+        return corrupt(video, self.name, self.severity, seed=seed, frames=frames, **self.options)
 
 
 def source_name(path: str | os.PathLike) -> str:

@@ -50,7 +50,7 @@ CONTRAST_FACTOR = (0.4, 0.3, 0.2, 0.1, 0.05)  # deviation from the per-frame cha
 BRIGHTNESS_SHIFT = (0.1, 0.2, 0.3, 0.4, 0.5)  # added to HSV value
 
 
-@register_corruption("gaussian_noise", kind="spatial")
+@register_corruption("gaussian_noise", kind="spatial", frame_local=True)
 def gaussian_noise(video, severity, rng, *, temporal="static", constants="vidsparse"):
     """Additive Gaussian noise; the noise field is drawn once per clip unless ``temporal="iid"``."""
     std = _ops.severity_table(constants, GAUSSIAN_NOISE_STD)[severity - 1]
@@ -58,7 +58,7 @@ def gaussian_noise(video, severity, rng, *, temporal="static", constants="vidspa
     return _ops.to_uint8_(_ops.to_float(video) + std * noise)
 
 
-@register_corruption("speckle_noise", kind="spatial")
+@register_corruption("speckle_noise", kind="spatial", frame_local=True)
 def speckle_noise(video, severity, rng, *, temporal="static", constants="vidsparse"):
     """Multiplicative Gaussian noise ``x + x * N(0, std)`` (ImageNet-C's speckle noise)."""
     std = _ops.severity_table(constants, SPECKLE_NOISE_STD)[severity - 1]
@@ -67,7 +67,7 @@ def speckle_noise(video, severity, rng, *, temporal="static", constants="vidspar
     return _ops.to_uint8_(x + x * std * noise)
 
 
-@register_corruption("shot_noise", kind="spatial")
+@register_corruption("shot_noise", kind="spatial", frame_local=True)
 def shot_noise(video, severity, rng, *, temporal="static", constants="vidsparse"):
     """Poisson (photon) noise: ``Poisson(x * photons) / photons``.
 
@@ -126,7 +126,7 @@ def _shot_noise_lookup(video: torch.Tensor, photons: float, u: torch.Tensor, bin
     return torch.cat(out)
 
 
-@register_corruption("impulse_noise", kind="spatial")
+@register_corruption("impulse_noise", kind="spatial", frame_local=True)
 def impulse_noise(video, severity, rng, *, temporal="static", constants="vidsparse"):
     """Salt-and-pepper noise: a fraction of values set to 0 or 1, half each (per channel value)."""
     amount = _ops.severity_table(constants, IMPULSE_NOISE_AMOUNT)[severity - 1]
@@ -137,7 +137,7 @@ def impulse_noise(video, severity, rng, *, temporal="static", constants="vidspar
     return _ops.to_uint8_(x.masked_fill_(pepper, 0.0).masked_fill_(salt, 1.0))
 
 
-@register_corruption("motion_blur", kind="spatial")
+@register_corruption("motion_blur", kind="spatial", frame_local=True)
 def motion_blur(video, severity, rng, *, temporal="static", constants="vidsparse"):
     """A one-sided Gaussian streak at a random angle in [-45, 45] degrees.
 
@@ -175,7 +175,7 @@ def _streak(x: torch.Tensor, radius: float, sigma: float, angle: float) -> torch
     return _ops.shift_and_add(x, list(zip(dys[inside], dxs[inside])), weights / weights.sum())
 
 
-@register_corruption("defocus_blur", kind="spatial")
+@register_corruption("defocus_blur", kind="spatial", frame_local=True)
 def defocus_blur(video, severity, rng, *, constants="vidsparse"):
     """Convolution with an antialiased disk (ImageNet-C); the radius scales with ``min(H, W) / 224``.
 
@@ -231,6 +231,7 @@ def _disk_kernel(radius: float, alias_sigma: float) -> torch.Tensor:
     return torch.from_numpy(soft / soft.sum()).to(torch.float32)
 
 
+# Not frame-local: the haze is scaled by the whole clip's brightest value (see below).
 @register_corruption("fog", kind="spatial")
 def fog(video, severity, rng, *, temporal="static", constants="vidsparse"):
     """Adds a diamond-square fractal haze and compresses the range back (ImageNet-C's fog).
@@ -267,7 +268,7 @@ def fog(video, severity, rng, *, temporal="static", constants="vidsparse"):
 FOG_MAX_MAP = 1024  # the largest fractal map drawn; longer sides tile it (see fog)
 
 
-@register_corruption("contrast", kind="spatial")
+@register_corruption("contrast", kind="spatial", frame_local=True)
 def contrast(video, severity, rng, *, constants="vidsparse"):
     """Pulls every frame towards its per-channel mean (ImageNet-C, applied per frame)."""
     factor = _ops.severity_table(constants, CONTRAST_FACTOR)[severity - 1]
@@ -276,7 +277,7 @@ def contrast(video, severity, rng, *, constants="vidsparse"):
     return _ops.to_uint8_((x - mean) * factor + mean)
 
 
-@register_corruption("brightness", kind="spatial")
+@register_corruption("brightness", kind="spatial", frame_local=True)
 def brightness(video, severity, rng, *, constants="vidsparse"):
     """Raises the HSV value channel (ImageNet-C); grey clips are shifted directly.
 

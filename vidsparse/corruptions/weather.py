@@ -75,7 +75,8 @@ def _streaks(layer, angles, radius, sigma):
     return torch.cat(streaks) if len(streaks) > 1 else streaks[0]
 
 
-@register_corruption("spatter", kind="spatial")
+# Frame-local only with one pattern: the drops are scaled by their maximum over all patterns.
+@register_corruption("spatter", kind="spatial", frame_local=("static",))
 def spatter(video, severity, rng, *, temporal="static", constants="vidsparse"):
     """Liquid drops on the lens: blurred thresholded noise, water (1-3) or mud (4-5) (ImageNet-C).
 
@@ -111,7 +112,7 @@ def spatter(video, severity, rng, *, temporal="static", constants="vidsparse"):
     return _ops.to_uint8_(x * (1 - m) + colour * m)
 
 
-@register_corruption("snow", kind="spatial")
+@register_corruption("snow", kind="spatial", frame_local=True)
 def snow(video, severity, rng, *, temporal="static", constants="vidsparse"):
     """Zoomed thresholded noise streaked by a motion blur, over a whitened frame (ImageNet-C).
 
@@ -143,7 +144,8 @@ def snow(video, severity, rng, *, temporal="static", constants="vidsparse"):
     return _ops.to_uint8_(x + layer + layer.flip(1, 2))
 
 
-@register_corruption("frost", kind="spatial")
+# Frame-local only with one pattern: the film is normalised by its spread over all patterns.
+@register_corruption("frost", kind="spatial", frame_local=("static",))
 def frost(video, severity, rng, *, temporal="static", constants="vidsparse"):
     """``a * frame + b * frost`` (ImageNet-C's weights) with a procedural frost texture.
 
@@ -175,7 +177,7 @@ def frost(video, severity, rng, *, temporal="static", constants="vidsparse"):
     return _ops.to_uint8_(_ops.to_float(video).mul_(a).add_(b * texture * tint))
 
 
-@register_corruption("rain", kind="spatial")
+@register_corruption("rain", kind="spatial", frame_local=True)
 def rain(video, severity, rng, *, temporal="static", constants="vidsparse"):
     """Bright near-vertical streaks over a slightly hazy frame (our constants, see ``RAIN``).
 

@@ -88,7 +88,10 @@ class VideoClipDataset(Dataset):
     With a ``corruption`` the whole video is decoded, corrupted and the clip is taken from
     the result, so a temporal corruption that changes the length and a codec corruption see
     the video as ``corrupt_dataset`` does, and the clip equals the one read from its lossless
-    corrupted copy. It costs a full decode per item.
+    corrupted copy. It costs a full decode per item, except for a frame-local
+    :class:`~vidsparse.corruptions.Corruption` (``corruption.frame_local``: most spatial
+    ones): then only the clip's frames are decoded and corrupted (``frames=``), which gives
+    the same clip as the whole-video path.
 
     Example:
         >>> videos = ucf101_videos("data/synthetic", "test")
@@ -184,11 +187,20 @@ class VideoClipDataset(Dataset):
 
         A clean video is read lazily: only the sampled frames are decoded, at the length the
         index recorded. A corrupted one is decoded whole and corrupted first, so the clips
-        are cut from the corrupted video (whose length a temporal corruption may change).
+        are cut from the corrupted video (whose length a temporal corruption may change),
+        unless the corruption is frame-local: then each sampled frame is decoded once and
+        corrupted as the source frame it is (its index), as in the whole corrupted video.
         """
         if self.corruption is None:
             return self.num_frames(index), lambda wanted: torch.from_numpy(
                 read_frames(path, wanted, self.backend))
+        if getattr(self.corruption, "frame_local", False) is True:
+            def take(wanted: list[int]) -> torch.Tensor:
+                # Overlapping views share frames: each distinct frame is decoded and corrupted once.
+                needed, where = np.unique(np.asarray(wanted, dtype=np.int64), return_inverse=True)
+                clip = torch.from_numpy(read_frames(path, needed.tolist(), self.backend))
+                return self.corruption(clip, path, frames=needed)[torch.from_numpy(where)]
+            return self.num_frames(index), take
         video = self.corruption(torch.from_numpy(read_video(path, self.backend)[0]), path)
         return video.shape[0], lambda wanted: video[wanted]
 
