@@ -16,7 +16,7 @@ from vidsparse.robustness.schema import (
     Stability,
 )
 
-from test_robustness_report import DENSE_PREDS, RIGL_PREDS, config, make_evaluation
+from test_robustness_report import DENSE_PREDS, RIGL_PREDS, as_version_1, config, make_evaluation
 
 # Flip rates of a made-up --flip-rate run: Dense flips on half the clean pairs, a quarter
 # under fog; shown in report.md in %.
@@ -71,14 +71,7 @@ def test_evaluation_spectral_and_stability_reach_the_report(evaluation, tmp_path
 
 
 def test_version_1_files_read_with_the_new_fields_empty(evaluation):
-    current = report.build_results(evaluation)
-    v1 = {k: current[k] for k in ("dataset", "seed", "corruptions", "baseline")}
-    v1["format"] = "vidsparse-robustness/1"
-    v1["methods"] = [{k: m[k] for k in ("label", "checkpoint", "run_name", "model", "method",
-                                        "density", "sparsity", "train_seed", "clean", "mPC",
-                                        "rPC", "per_corruption", "accuracy", "vs_baseline")}
-                     for m in current["methods"]]
-    results = Results.from_dict(v1)
+    results = Results.from_dict(as_version_1(report.build_results(evaluation)))
     assert results.format == "vidsparse-robustness/1"
     assert results.groups is None and results.families is None and results.frequency_order is None
     assert results.methods[1].mCE is None and results.methods[1].CE is None

@@ -194,15 +194,23 @@ def test_read_results_rejects_other_json(tmp_path):
         report.read_results(tmp_path)
 
 
+# What a version-1 results.json held: these top-level keys and, per method, these fields.
+V1_KEYS = ("dataset", "seed", "corruptions", "baseline")
+V1_METHOD_KEYS = ("label", "checkpoint", "run_name", "model", "method", "density", "sparsity",
+                  "train_seed", "clean", "mPC", "rPC", "per_corruption", "accuracy", "vs_baseline")
+
+
+def as_version_1(results: dict) -> dict:
+    """``results`` (a current results dict) cut down to what version 1 of the format wrote."""
+    old = {k: results[k] for k in V1_KEYS}
+    old["format"] = "vidsparse-robustness/1"
+    old["methods"] = [{k: m[k] for k in V1_METHOD_KEYS} for m in results["methods"]]
+    return old
+
+
 def test_read_results_accepts_version_1(written):
     results = report.read_results(written[1])
-    old = {k: results[k] for k in ("dataset", "seed", "corruptions", "baseline")}
-    old["format"] = "vidsparse-robustness/1"
-    old["methods"] = [{k: m[k] for k in ("label", "checkpoint", "run_name", "model", "method",
-                                         "density", "sparsity", "train_seed", "clean", "mPC",
-                                         "rPC", "per_corruption", "accuracy", "vs_baseline")}
-                      for m in results["methods"]]
-    (written[1] / "v1.json").write_text(json.dumps(old))
+    (written[1] / "v1.json").write_text(json.dumps(as_version_1(results)))
     try:
         loaded = report.read_results(written[1] / "v1.json")
     finally:
