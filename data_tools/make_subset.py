@@ -5,7 +5,7 @@
         --videos-per-class 20 --seed 1
     python data_tools/make_subset.py --src data/UCF101 --dst data/mine --class-list classes.txt
     python data_tools/make_subset.py --src data/kinetics400 --dst data/mini_kinetics \\
-        --class-list mini_kinetics_200.txt --videos-per-class 100
+        --class-list data_tools/class_lists/mini_kinetics_200.txt --videos-per-class 100
 
 The subset keeps the source's layout, with the chosen videos as symlinks to the source videos
 at the same relative paths (copies with ``--copy``), and ``DST/subset_manifest.json`` records
@@ -25,7 +25,10 @@ left out). Classes are the sorted labels of the train CSV, as the loader numbers
 whose video is not on disk are left out and counted under ``missing`` in the manifest.
 
 Choice is deterministic: classes and videos are sorted before a seeded draw. ``--classes N``
-draws N classes; ``--class-list FILE`` names them (one per line, any case). UCF101:
+draws N classes; ``--class-list FILE`` names them (one per line, any case; spaces, underscores and
+punctuation are ignored, as the loaders ignore them in label folders, so
+``data_tools/class_lists/mini_kinetics_200.txt``, Yi et al.'s Mini-Kinetics-200 list with
+underscores, selects Kinetics-400's spaced labels). UCF101:
 ``--videos-per-class N`` draws N videos of each class, split between fold 1's train and test
 lists in the source's proportion (at least one test video where the class has any), so fold 1
 stays usable; the other folds' lists keep the chosen videos they list. Kinetics:
@@ -62,6 +65,7 @@ from vidsparse.data.datasets import (UCF101_LISTS, UCF101_VIDEOS, DatasetFormatE
                                      kinetics_classes, kinetics_csv, kinetics_rows,
                                      kinetics_video_dir, ucf101_classes, ucf101_index)
 from vidsparse.data.datasets import detect_layout as _detect_layout
+from vidsparse.data.finders import folder_key
 from vidsparse.data.index import index_videos
 from vidsparse.files import make_temp_dir
 
@@ -149,24 +153,41 @@ def split_lists(src: Path) -> list[tuple[str, str, int]]:
 
 def choose_classes(classes: list[str], num_classes: int | None, class_list: Path | None,
                    rng: np.random.Generator, where: str = "classInd.txt") -> list[str]:
-    """The chosen classes, in source order; ``where`` names the source's class list."""
+    """The chosen classes, in source order; ``where`` names the source's class list.
+
+    A listed name matches a source class exactly, else without case, else as the loaders
+    match label folders (:func:`~vidsparse.data.finders.folder_key`: letters and digits only),
+    so Yi et al.'s ``passing_American_football_(not_in_game)`` finds Kinetics' ``passing
+    American football (not in game)``.
+    """
     if class_list is not None:
         lines = class_list.read_text(encoding="utf-8-sig").splitlines()
         names = [line.strip() for line in lines if line.strip()]
-        by_lower = {c.lower(): c for c in classes}
-        unknown = [n for n in names if n.lower() not in by_lower]
-        if unknown:
-            raise SubsetError(f"{class_list}: class {unknown[0]!r} is not in the source's "
-                              f"{where} ({len(classes)} classes, e.g. {classes[0]!r})")
         if not names:
             raise SubsetError(f"{class_list} names no classes")
-        wanted = {by_lower[n.lower()] for n in names}
+        wanted = {_match_class(name, classes, class_list, where) for name in names}
     else:
         if not 1 <= num_classes <= len(classes):
             raise SubsetError(f"--classes {num_classes}: the source has {len(classes)} "
                               f"classes; ask for 1..{len(classes)}")
         wanted = set(rng.choice(sorted(classes), size=num_classes, replace=False).tolist())
     return [c for c in classes if c in wanted]
+
+
+def _match_class(name: str, classes: list[str], class_list: Path, where: str) -> str:
+    """The source class ``name`` (a line of ``class_list``) stands for; see choose_classes."""
+    if name in classes:
+        return name
+    for same in (lambda c: c.lower() == name.lower(), lambda c: folder_key(c) == folder_key(name)):
+        found = [c for c in classes if same(c)]
+        if len(found) > 1:
+            raise SubsetError(f"{class_list}: class {name!r} matches several of the source's "
+                              f"{where}: {', '.join(map(repr, found))}; spell it as the source "
+                              f"does")
+        if found:
+            return found[0]
+    raise SubsetError(f"{class_list}: class {name!r} is not in the source's {where} "
+                      f"({len(classes)} classes, e.g. {classes[0]!r})")
 
 
 def _share(n: int, pool: int, base: int) -> int:

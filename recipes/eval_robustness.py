@@ -6,16 +6,19 @@
 Given only ``--data`` (a clean dataset root) the test split is corrupted on the fly with
 ``vidsparse.robustness.DEFAULT_CORRUPTIONS`` at severities 1-5 (or ``--corruptions`` /
 ``--severities``); given ``--corrupted`` (the output of data_tools/corrupt_dataset.py) it reads
-those copies instead. Writes ``report.md``, ``results.json``, ``results.csv`` and the plots
-(accuracy against severity per corruption and per family, relative improvement over dense;
-with ``--spectral`` radius-accuracy curves) to ``--out`` and prints clean accuracy, mPC, rPC
-and mCE per checkpoint. ``--flip-rate K`` adds prediction stability (flip rate between
-consecutive clips). Spectral curves and flip rates run on the main process.
+those copies instead. Writes ``report.md``, ``results.json``, ``results.csv``,
+``per_video.csv.gz`` (every prediction) and the plots (accuracy against severity per
+corruption and per family, relative improvement over dense; with ``--spectral``
+radius-accuracy curves) to ``--out`` and prints clean accuracy, mPC, rPC and mCE per
+checkpoint, then one verdict line per method against dense (bootstrap interval and
+permutation test, drawn from ``--stats-seed``, by default ``--seed``). ``--flip-rate K``
+adds prediction stability (flip rate between consecutive clips).
 
-Runs on one process or under ``accelerate launch`` (each process takes a share of every
-condition's videos; the predictions are gathered and the main process writes the report).
-Predictions are cached in ``--out/cache`` per (checkpoint, corruption, severity), so an
-interrupted evaluation started again continues where it stopped (``--no-cache`` to skip).
+Runs on one process or under ``accelerate launch``: each process takes a share of every
+condition's videos (and of the spectral and flip-rate clips); the predictions are gathered
+and the main process writes the report. Predictions are cached in ``--out/cache`` per
+(checkpoint, corruption, severity), so an interrupted evaluation started again continues
+where it stopped (``--no-cache`` to skip).
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ import torch
 from accelerate import Accelerator
 
 from vidsparse.corruptions import Corruption
-from vidsparse.robustness import evaluate, results_from_evaluation, summary_table, write_report_files
+from vidsparse.robustness import (
+    StatsConfig,
+    evaluate,
+    results_from_evaluation,
+    summary_table,
+    verdict_lines,
+    write_report_files,
+)
 from vidsparse.robustness.evaluate import build_test_split, load_checkpoint
 from vidsparse.robustness.labels import unique_labels
 from vidsparse.robustness.schema import Stability
@@ -54,6 +64,16 @@ parser.add_argument("--severities", type=lambda s: [int(x) for x in csv_list(s)]
 parser.add_argument("--batch-size", type=int, default=8)
 parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
 parser.add_argument("--seed", type=int, default=0, help="seed of on-the-fly corruption")
+parser.add_argument("--stats-seed", type=int, metavar="N",
+                    help="seed of the bootstrap and permutation draws (default: --seed); the same "
+                         "predictions and seed give the same intervals and p-values")
+parser.add_argument("--bootstrap", type=int, default=StatsConfig.n_bootstrap, metavar="B",
+                    help="bootstrap replicates and random sign patterns of the comparisons "
+                         f"with dense (default {StatsConfig.n_bootstrap})")
+parser.add_argument("--resample-seeds", action=argparse.BooleanOptionalAction, default=True,
+                    help="with several training seeds per method, resample them too in the "
+                         "bootstrap (seeds, then videos; default); --no-resample-seeds takes the "
+                         "trained models as fixed")
 parser.add_argument("--limit", type=int, metavar="N", help="at most N test videos (quick runs)")
 parser.add_argument("--baseline", help="the checkpoint mCE is normalised by and the others are "
                     "compared with (a label such as Dense, a run name or path); default the first dense one")
@@ -67,6 +87,12 @@ parser.add_argument("--flip-stride", type=int, default=1, metavar="FRAMES",
 parser.add_argument("--cpu", action="store_true", help="run on the CPU even where CUDA is available")
 parser.add_argument("--no-cache", action="store_true", help="neither read nor write --out/cache")
 args = parser.parse_args()
+try:
+    stats_config = StatsConfig(seed=args.seed if args.stats_seed is None else args.stats_seed,
+                               n_bootstrap=args.bootstrap, n_permutations=args.bootstrap,
+                               resample_seeds=args.resample_seeds)
+except ValueError as exc:
+    parser.error(f"--stats-seed/--bootstrap: {exc}")
 
 # ---------------------------------------------------------------------------- evaluate
 # cpu=True without CUDA: `accelerate launch --multi_gpu` then gives gloo ranks on the CPU.
@@ -86,6 +112,34 @@ try:
 except (FileNotFoundError, ValueError, KeyError) as exc:
     # Bad paths, unknown corruptions, mismatched checkpoints: a message, not a traceback.
     sys.exit(f"error: {exc}")
+
+# ------------------------------------------------- spectral curves, flip rate (sharded too)
+spectral = stability = None
+try:
+    if args.spectral:
+        spectral = spectral_curves(checkpoints, args.data, batch_size=args.batch_size,
+                                   num_workers=args.num_workers, limit=args.limit,
+                                   progress=accelerator.is_main_process, accelerator=accelerator)
+    if args.flip_rate:
+        with accelerator.local_main_process_first():
+            test = build_test_split(checkpoints, args.data)
+        labels = unique_labels(evaluation.configs, evaluation.checkpoints)
+        models = [c.model for c in checkpoints]
+        conditions = {"clean": None}
+        for name in dict.fromkeys(c.corruption for c in evaluation.conditions if not c.is_clean):
+            conditions[f"{name} s3"] = Corruption(name, 3, seed=args.seed)
+        rates: dict[str, dict[str, float]] = {label: {} for label in labels}
+        for condition, corruption in conditions.items():
+            out = flip_rate(models, test, clips_per_video=args.flip_rate, stride=args.flip_stride,
+                            corruption=corruption, batch_size=args.batch_size, limit=args.limit,
+                            progress=False, accelerator=accelerator)
+            for label, rate in zip(labels, out["flip_rate"]):
+                rates[label][condition] = rate
+        stability = Stability(clips_per_video=args.flip_rate, stride=args.flip_stride,
+                              flip_rate=rates)
+except ValueError as exc:  # e.g. a --flip-stride too long for the clips to overlap
+    sys.exit(f"error: {exc}")
+
 # The collectives are over: every rank frees the process group now rather than at exit, where
 # gloo can abort the process (pytorch#190489). What follows runs on the main process alone.
 accelerator.wait_for_everyone()
@@ -93,31 +147,10 @@ accelerator.end_training()
 if not accelerator.is_main_process:
     sys.exit(0)
 
-# ------------------------------------------------- spectral curves, flip rate (main process)
-spectral = stability = None
-if args.spectral:
-    spectral = spectral_curves(checkpoints, args.data, batch_size=args.batch_size,
-                               num_workers=args.num_workers, limit=args.limit, device=accelerator.device)
-if args.flip_rate:
-    test = build_test_split(checkpoints, args.data)
-    labels = unique_labels(evaluation.configs, evaluation.checkpoints)
-    models = [c.model for c in checkpoints]
-    conditions = {"clean": None}
-    for name in dict.fromkeys(c.corruption for c in evaluation.conditions if not c.is_clean):
-        conditions[f"{name} s3"] = Corruption(name, 3, seed=args.seed)
-    rates: dict[str, dict[str, float]] = {label: {} for label in labels}
-    for condition, corruption in conditions.items():
-        out = flip_rate(models, test, clips_per_video=args.flip_rate, stride=args.flip_stride,
-                        corruption=corruption, batch_size=args.batch_size, limit=args.limit,
-                        device=accelerator.device, progress=False)
-        for label, rate in zip(labels, out["flip_rate"]):
-            rates[label][condition] = rate
-    stability = Stability(clips_per_video=args.flip_rate, stride=args.flip_stride, flip_rate=rates)
-
 # ------------------------------------------------------------------------------ report
 evaluation = dataclasses.replace(evaluation, spectral=spectral, stability=stability)
 try:
-    results = results_from_evaluation(evaluation, baseline=args.baseline)
+    results = results_from_evaluation(evaluation, baseline=args.baseline, stats_config=stats_config)
 except ValueError as exc:  # e.g. a --baseline that names no checkpoint
     sys.exit(f"error: {exc}")
 paths = write_report_files(results, args.out)
@@ -126,4 +159,7 @@ source = f"read from {corrupted}" if corrupted else f"corrupted on the fly (seed
 print(f"\n{results.dataset.num_videos} test videos, "
       f"{len(results.corruptions)} corruption(s) {source}; accuracy in %")
 print(summary_table(results))
+verdicts = verdict_lines(results)
+if verdicts:
+    print("\n" + "\n".join(verdicts))
 print("\n" + "\n".join(f"{key}: {path}" for key, path in paths.items()))

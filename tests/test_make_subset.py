@@ -180,6 +180,41 @@ def test_kinetics_class_list_auto_layout_and_copy(synthetic_kinetics, tmp_path):
                                      ).read_bytes()
 
 
+def test_kinetics_class_list_with_underscores(synthetic_kinetics, tmp_path):
+    # Class lists such as Yi et al.'s Mini-Kinetics-200 spell Kinetics' labels with underscores.
+    names = tmp_path / "classes.txt"
+    names.write_text("move_right\nMove_Down\n")
+    manifest = _subset(synthetic_kinetics, tmp_path / "sub", "--class-list", names)
+    assert manifest["classes"] == ["move down", "move right"]
+    assert Kinetics(tmp_path / "sub", split="train").classes == ["move down", "move right"]
+
+
+SHIPPED = SCRIPT.parent / "class_lists" / "mini_kinetics_200.txt"
+
+
+def test_the_shipped_mini_kinetics_list_selects_kinetics_spaced_labels(tmp_path):
+    # Kinetics-400's annotation CSVs spell labels with spaces ("passing American football (not
+    # in game)"); the shipped list (Yi et al.'s data/mini-kinetics-200-classes.txt) uses "_".
+    listed = SHIPPED.read_text(encoding="utf-8").splitlines()
+    assert len(listed) == 200 == len(set(listed))
+    spaced = [name.replace("_", " ") for name in listed]
+    assert "passing American football (not in game)" in spaced
+    source = sorted(spaced + ["passing American football (in game)", "zumba dancing"])
+    chosen = tool.choose_classes(source, None, SHIPPED, None, "train CSV labels")
+    assert chosen == sorted(spaced)
+
+
+def test_a_class_list_name_matching_two_labels_is_an_error(tmp_path):
+    names = _names(tmp_path, "move-left")
+    with pytest.raises(tool.SubsetError, match="'move-left' matches several of the source's "
+                                               "train CSV labels: 'move left', 'move_left'"):
+        tool.choose_classes(["move left", "move_left", "move right"], None, names, None,
+                            "train CSV labels")
+    # An exact or case-only match is never ambiguous.
+    assert tool.choose_classes(["move left", "move_left"], None, _names(tmp_path, "Move_Left"),
+                               None, "train CSV labels") == ["move_left"]
+
+
 def test_kinetics_unknown_label_is_named(synthetic_kinetics, tmp_path, capsys):
     names = tmp_path / "classes.txt"
     names.write_text("move down\nmove up\n")

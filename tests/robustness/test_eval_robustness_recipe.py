@@ -1,6 +1,9 @@
 """recipes/eval_robustness.py end to end: two saved checkpoints, the synthetic dataset."""
 
+import csv
+import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +20,7 @@ from vidsparse.robustness.report import accuracy_tables
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "eval_robustness.py"
+COUNT_CLIPS = Path(__file__).with_name("count_clips.py")
 
 pytestmark = pytest.mark.slow
 
@@ -84,6 +88,25 @@ def test_recipe_writes_report(synthetic_ucf101, checkpoints, tmp_path):
     report = (report_dir / "report.md").read_text()
     assert "## Dense" in report and "## RigL sparsity 0.5" in report and "| frame_drop | temporal |" in report
 
+    # per_video.csv.gz: one row per checkpoint, condition and video, whose shares of correct
+    # predictions are results.json's accuracies exactly
+    with gzip.open(report_dir / "per_video.csv.gz", "rt", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 5 * 3
+    correct = {}
+    for r in rows:
+        correct.setdefault(r["label"], {}).setdefault((r["corruption"], int(r["severity"])), []).append(
+            int(r["correct"]))
+    for label, table in accuracy_tables(results).items():
+        cells = {("clean", 0): table["clean"]} | {(name, s): a for name, by_sev in table["corrupted"].items()
+                                                  for s, a in by_sev.items()}
+        assert {cell: float(np.mean(v)) for cell, v in correct[label].items()} == cells
+    # the verdict: printed, and the report's opening lines
+    (comparison,) = results["statistics"]["comparisons"]
+    assert f"RigL sparsity 0.5: {comparison['verdict']} (mPC" in proc.stdout
+    assert results["statistics"]["seed"] == 0  # --stats-seed defaults to --seed
+    assert report.splitlines()[4].startswith(f"- **RigL sparsity 0.5: {comparison['verdict']}**")
+
 
 def test_recipe_unknown_corruption_is_a_clear_error(synthetic_ucf101, checkpoints, tmp_path):
     proc = run_recipe("--checkpoint", checkpoints[0], "--data", synthetic_ucf101,
@@ -94,24 +117,41 @@ def test_recipe_unknown_corruption_is_a_clear_error(synthetic_ucf101, checkpoint
 
 
 def test_two_processes_give_the_one_process_results(synthetic_ucf101, checkpoints, tmp_path):
+    """Evaluation, spectral curves and flip rates each split their clips between 2 gloo ranks
+    and give the 1-process numbers; count_clips.py counts the clips each process scored."""
     dense, rigl = checkpoints
     common = ["--checkpoint", dense, "--checkpoint", rigl, "--data", synthetic_ucf101,
               "--corruptions", "gaussian_noise,frame_drop", "--severities", "2",
-              "--batch-size", 2, "--no-cache"]
-    one = run_recipe(*common, "--out", tmp_path / "one")
+              "--batch-size", 2, "--no-cache", "--spectral", "--flip-rate", 2, "--bootstrap", 500]
+    env = {**os.environ, "COUNT_DIR": str(tmp_path / "one_counts")}
+    one = subprocess.run([sys.executable, str(COUNT_CLIPS), str(RECIPE), *map(str, common),
+                          "--out", str(tmp_path / "one")], cwd=REPO, capture_output=True,
+                         text=True, timeout=300, env=env)
     assert one.returncode == 0, one.stderr[-2000:]
     accelerate = Path(sys.executable).with_name("accelerate")
+    env = {**os.environ, "COUNT_DIR": str(tmp_path / "two_counts")}
     two = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2",
                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                          str(RECIPE), *map(str, common), "--out", str(tmp_path / "two")],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+                          str(COUNT_CLIPS), str(RECIPE), *map(str, common), "--out", str(tmp_path / "two")],
+                         cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert two.returncode == 0, two.stderr[-2000:]
     # 6 test videos over 2 ranks x batch 2: the last step pads, gather_for_metrics drops it.
     a = json.loads((tmp_path / "one" / "results.json").read_text())
     b = json.loads((tmp_path / "two" / "results.json").read_text())
     assert a["dataset"]["num_videos"] == b["dataset"]["num_videos"] == 6
     assert accuracy_tables(a) == accuracy_tables(b)
+    assert a["spectral"] == b["spectral"] and a["stability"] == b["stability"]
+    assert a["statistics"] == b["statistics"]
+    assert (tmp_path / "one" / "per_video.csv.gz").read_bytes() == \
+        (tmp_path / "two" / "per_video.csv.gz").read_bytes()
     assert not (tmp_path / "one" / "cache").exists()
+    # Clips scored, by hand, for 2 models. One process: evaluation 6 videos x 3 conditions,
+    # spectral 6 videos x 9 radii x 2 bands, flip rate 6 videos x 2 clips x 3 conditions
+    # (clean, 2 corruptions at severity 3): 2 x (18 + 108 + 36) = 324. Two ranks: batches
+    # [0, 1], [4, 5] and [2, 3], [padding]: 4 videos each, 2 x (12 + 72 + 24) = 216 each.
+    read = lambda path: json.loads(path.read_text())  # noqa: E731
+    assert read(tmp_path / "one_counts" / "rank0.json") == 324
+    assert [read(tmp_path / "two_counts" / f"rank{r}.json") for r in (0, 1)] == [216, 216]
 
 
 def test_an_interrupted_evaluation_continues_from_its_cache(synthetic_ucf101, checkpoints, tmp_path):

@@ -68,7 +68,7 @@ def test_accuracy_table_from_predictions(evaluation):
 #   gamma^a fog 1 - (0.75 - 0.75) = 1, freeze 1 - (0.75 - 0.5) = 0.75     -> 0.875
 #   gamma^r fog 1, freeze 1 - 0.25 / 0.75 = 2/3                            -> 5/6
 #   scenarios fog 1 tie (0.75 = 0.75), fog 2 win (0.75 > 0.5), freeze 1 tie (0.5 = 0.5)
-REPORT_FILES = {"results.json", "results.csv", "report.md", report.PLOT_NAME,
+REPORT_FILES = {"results.json", "results.csv", report.PER_VIDEO_NAME, "report.md", report.PLOT_NAME,
                 report.FAMILY_PLOT_NAME, report.HEATMAP_NAME}
 
 

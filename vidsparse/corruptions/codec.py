@@ -178,10 +178,44 @@ TRANSMISSION_CODECS = {"h264": (H264, H264_CRF[0]), "h265": (H265, H265_CRF[0])}
 # kilobytes, where those rates damage nothing, so we use per-bit flip rates two to three
 # orders higher, with the same 10x span from severity 1 to 5.
 BIT_ERROR_RATE = (1e-3, 2e-3, 4e-3, 7e-3, 1e-2)
-# Fraction of coded packets (one per frame) lost in transmission; ours (neither Yi et al. nor
-# Schiappa et al. have packet loss). The first packet (keyframe with the stream headers) is
-# never lost or damaged, so the stream always decodes.
+# packet_loss has two loss models (its ``model`` option):
+#
+# "frames" (default, ours): each coded packet (one frame) after the first is lost whole with
+# probability PACKET_LOSS_RATE; the first packet (keyframe with the stream headers) is never
+# lost, so the stream always decodes. Whole frames vanish, as when a player drops the frames
+# of a stalled stream: harsher than Yi et al.'s rates, on purpose, so that clips of a few
+# dozen frames see damage at every severity.
 PACKET_LOSS_RATE = (0.05, 0.1, 0.2, 0.3, 0.5)
+PACKET_LOSS_MODELS = ("frames", "udp")
+#
+# "udp": Yi et al. 2021's network packet loss (Mini Kinetics-C "packet_loss", simulated by
+# the submodule github.com/Newbeeyoung/packet-loss-simulation of
+# Newbeeyoung/Video-Corruption-Robustness: README.md, packet_loss.sh,
+# packet_loss_simulation.py). There, each video is converted to a raw H.264 stream with
+# x264's defaults (utils/convert_video_to_h264.py: ``ffmpeg -i in out.h264``), sent with
+# ``ffmpeg -i x.h264 -an -f h264 udp://...`` across a mininet link with 1, 2, 3, 4 and 6 %
+# packet loss (severities 1-5) and received with ``ffmpeg -i udp://... -c copy out.mp4``.
+# FFmpeg's UDP output sends at most pkt_size = 1472 bytes per datagram (1500-byte Ethernet
+# MTU less the IP and UDP headers, so one datagram is one IP packet), and its muxer ends a
+# datagram after every coded packet (FFmpeg libavformat/mux.c flush_if_needed and
+# aviobuf.c avio_write_marker: UDP sets no minimum packet size, so every flush point sends),
+# so each frame's Annex-B bytes go out as ceil(size / 1472) datagrams, the last one short,
+# and the link loses each independently. Where we differ: the stream is one x264 CRF 23
+# encode of the decoded clip (Yi et al.'s sender, lacking ``-c copy``, re-encodes their
+# CRF 23 file once more with x264's defaults); frames the decoder cannot produce hold the
+# previous one, so T is kept (their receiver writes only the frames that arrive); and the
+# surviving datagrams of a frame stay with that frame, where FFmpeg's parser at their
+# receiver appends a frame's tail to the previous frame when the datagram with its start
+# code is lost (the decoder ignores bytes after the end of a slice, so the same frames are
+# lost either way).
+UDP_PACKET_LOSS_RATE = (0.01, 0.02, 0.03, 0.04, 0.06)
+UDP_DATAGRAM_BYTES = 1472
+# Under "udp" the datagrams that hold the stream headers (parameter sets and SEI: everything
+# before the first slice of the first keyframe) and the first UDP_SLICE_HEADER_BYTES bytes
+# of that slice (its header) are never lost: without them no frame decodes, where Yi et al.'s
+# receiver would write no video at all. With the x264 settings here that is the first
+# datagram only (headers ~710 bytes); for H.265 (x265's SEI is ~2.4 kB) the first two.
+UDP_SLICE_HEADER_BYTES = 64
 
 
 @register_corruption("bit_error", kind="codec")
@@ -213,14 +247,27 @@ def bit_error(video, severity, rng, *, codec: str = "h264"):
 
 
 @register_corruption("packet_loss", kind="codec")
-def packet_loss(video, severity, rng, *, codec: str = "h264"):
-    """Each coded packet after the first is lost with probability 0.05 ... 0.5.
+def packet_loss(video, severity, rng, *, codec: str = "h264", model: str = "frames"):
+    """Coded data lost in transmission, concealed by the decoder; ``T`` is kept.
 
-    ``codec`` is ``"h264"`` (libx264, CRF 23) or ``"h265"`` (libx265, CRF 27). Lost frames,
-    and frames that reference them and cannot be decoded, show the previous decoded frame
-    (FFmpeg's own concealment fills damaged parts of the frames it does output); ``T`` is kept.
+    ``model="frames"`` (default): each coded packet (one frame) after the first is lost with
+    probability 0.05, 0.1, 0.2, 0.3, 0.5. ``model="udp"``: Yi et al.'s network loss: every
+    frame's bytes are cut into 1472-byte UDP datagrams and each is lost with probability
+    0.01, 0.02, 0.03, 0.04, 0.06 (the stream headers excepted, see ``UDP_SLICE_HEADER_BYTES``);
+    a frame that loses a datagram keeps the rest, which FFmpeg decodes with its error
+    concealment. ``codec`` is ``"h264"`` (libx264, CRF 23) or ``"h265"`` (libx265, CRF 27).
+    Frames the decoder does not produce show the previous decoded frame.
+
+    Example:
+        >>> vidsparse.corrupt(clip, "packet_loss", severity=5, seed=0, model="udp").shape
+        (8, 64, 64, 3)
     """
     encoder, crf = _transmission_codec(codec)
+    _check_model(model)
+    if model == "udp":
+        rate = UDP_PACKET_LOSS_RATE[severity - 1]
+        return _transmit(video, encoder, crf,
+                         lambda payloads: udp_channel(payloads, rate, rng, codec))
     rate = PACKET_LOSS_RATE[severity - 1]
 
     def drop(payloads: list[bytes]) -> list[bytes | None]:
@@ -231,6 +278,64 @@ def packet_loss(video, severity, rng, *, codec: str = "h264"):
     return _transmit(video, encoder, crf, drop)
 
 
+def udp_datagrams(sizes: list[int], size: int = UDP_DATAGRAM_BYTES) -> list[tuple[int, int, int]]:
+    """``(packet, start, end)`` of each datagram a stream of coded packets of ``sizes`` bytes
+    is sent in: every packet cut into ``size``-byte pieces, the last one short.
+
+    Example:
+        >>> udp_datagrams([3000, 100])
+        [(0, 0, 1472), (0, 1472, 2944), (0, 2944, 3000), (1, 0, 100)]
+    """
+    return [(index, start, min(start + size, length)) for index, length in enumerate(sizes)
+            for start in range(0, length, size)]
+
+
+def protected_datagrams(first_packet: bytes, codec: str, size: int = UDP_DATAGRAM_BYTES) -> int:
+    """How many leading datagrams ``model="udp"`` never loses: those holding a byte of the
+    stream headers or of the first ``UDP_SLICE_HEADER_BYTES`` bytes of the first slice."""
+    needed = min(len(first_packet), _first_slice(first_packet, codec) + UDP_SLICE_HEADER_BYTES)
+    return -(-needed // size)
+
+
+def lost_datagrams(count: int, rate: float, rng: np.random.Generator, protected: int) -> np.ndarray:
+    """Which of ``count`` datagrams are lost: one uniform draw each, in stream order, lost
+    below ``rate``; the first ``protected`` are kept whatever they drew."""
+    lost = rng.random(count) < rate
+    lost[:protected] = False
+    return lost
+
+
+def udp_channel(payloads: list[bytes], rate: float, rng: np.random.Generator,
+                codec: str) -> list[bytes | None]:
+    """The coded packets as received after Yi et al.'s UDP link (see ``UDP_PACKET_LOSS_RATE``):
+    each packet the concatenation of its datagrams that arrived, None if none did."""
+    datagrams = udp_datagrams([len(data) for data in payloads])
+    lost = lost_datagrams(len(datagrams), rate, rng, protected_datagrams(payloads[0], codec))
+    received: list[list[bytes]] = [[] for _ in payloads]
+    for (index, start, end), gone in zip(datagrams, lost):
+        if not gone:
+            received[index].append(payloads[index][start:end])
+    return [b"".join(parts) if parts else None for parts in received]
+
+
+def _first_slice(data: bytes, codec: str) -> int:
+    """Offset of the start code of the first slice NAL unit in an Annex-B packet."""
+    is_slice = ((lambda header: 1 <= header & 0x1F <= 5) if codec == "h264"  # H.264 VCL: 1-5
+                else (lambda header: (header >> 1) & 0x3F < 32))              # H.265 VCL: 0-31
+    at = data.find(b"\x00\x00\x01")
+    while 0 <= at < len(data) - 3:
+        if is_slice(data[at + 3]):
+            return at
+        at = data.find(b"\x00\x00\x01", at + 3)
+    raise RuntimeError(f"{codec}: no slice NAL unit in the first coded packet")
+
+
+def _check_model(model: str) -> None:
+    if model not in PACKET_LOSS_MODELS:
+        raise ValueError(f"packet_loss: model must be one of {', '.join(PACKET_LOSS_MODELS)}, "
+                         f"got {model!r}")
+
+
 def _transmission_codec(codec: str) -> tuple[Encoder, int]:
     if codec not in TRANSMISSION_CODECS:
         raise ValueError(f"codec must be one of {', '.join(TRANSMISSION_CODECS)}, got {codec!r}")
@@ -239,11 +344,23 @@ def _transmission_codec(codec: str) -> tuple[Encoder, int]:
 
 # --- What a manifest records -----------------------------------------------------------------
 
-def _crf_settings(table: tuple[int, ...]) -> Callable[[int], dict[str, Any]]:
-    return lambda severity: {"rate_control": "crf", "crf": table[severity - 1]}
+def _crf_settings(table: tuple[int, ...]) -> Callable[..., dict[str, Any]]:
+    return lambda severity, options: {"rate_control": "crf", "crf": table[severity - 1]}
 
 
-def _abr_settings(severity: int) -> dict[str, Any]:
+def _packet_loss_settings(severity: int, options: dict[str, Any]) -> dict[str, Any]:
+    _check_model(options["model"])
+    if options["model"] == "frames":
+        return {"model": "frames", "packet_loss_rate": PACKET_LOSS_RATE[severity - 1],
+                "loss_unit": "coded packet (frame)", "first_packet_intact": True}
+    return {"model": "udp", "packet_loss_rate": UDP_PACKET_LOSS_RATE[severity - 1],
+            "loss_unit": "datagram", "datagram_bytes": UDP_DATAGRAM_BYTES,
+            "first_packet_intact": False,
+            "intact": f"the datagrams holding the stream headers and the first "
+                      f"{UDP_SLICE_HEADER_BYTES} bytes of the first slice"}
+
+
+def _abr_settings(severity: int, options: dict[str, Any]) -> dict[str, Any]:
     divisor = ABR_DIVISOR[severity - 1]
     return {"rate_control": "abr",
             "bitrate": f"max({ABR_MIN_BITRATE}, round({ABR_RAW_BITS_PER_PIXEL} * H * W * "
@@ -255,14 +372,15 @@ def _abr_settings(severity: int) -> dict[str, Any]:
 
 
 # What fixes each codec corruption's bitstream besides the clip and the seed: its encoder
-# (None: the ``codec`` option picks it) and the rate settings of a severity.
-_RATE: dict[str, tuple[Encoder | None, Callable[[int], dict[str, Any]]]] = {
+# (None: the ``codec`` option picks it) and the settings of a severity under its options.
+_RATE: dict[str, tuple[Encoder | None, Callable[[int, dict[str, Any]], dict[str, Any]]]] = {
     "h264_crf": (H264, _crf_settings(H264_CRF)),
     "h265_crf": (H265, _crf_settings(H265_CRF)),
     "h264_abr": (H264, _abr_settings),
     "h265_abr": (H265, _abr_settings),
-    "bit_error": (None, lambda severity: {"bit_flip_rate": BIT_ERROR_RATE[severity - 1]}),
-    "packet_loss": (None, lambda severity: {"packet_loss_rate": PACKET_LOSS_RATE[severity - 1]}),
+    "bit_error": (None, lambda severity, options: {"bit_flip_rate": BIT_ERROR_RATE[severity - 1],
+                                                   "first_packet_intact": True}),
+    "packet_loss": (None, _packet_loss_settings),
 }
 
 
@@ -270,14 +388,17 @@ def encoder_settings(name: str, severity: int, **options: Any) -> dict[str, Any]
     """Everything that fixes codec corruption ``name``'s bitstream at ``severity``, as JSON values.
 
     ``options`` are the corruption's keyword options (``codec`` for ``bit_error`` and
-    ``packet_loss``); defaults are filled in. Together with the clip and the seed, these
-    settings and the PyAV version (which bundles the encoders) reproduce the output.
+    ``packet_loss``, ``model`` for ``packet_loss``); defaults are filled in. Together with
+    the clip and the seed, these settings and the PyAV version (which bundles the encoders)
+    reproduce the output.
 
     Example:
         >>> encoder_settings("h264_crf", 3)["crf"]
         37
         >>> encoder_settings("packet_loss", 5, codec="h265")["encoder"]
         'libx265'
+        >>> encoder_settings("packet_loss", 5, model="udp")["packet_loss_rate"]
+        0.06
     """
     import av
 
@@ -300,11 +421,10 @@ def encoder_settings(name: str, severity: int, **options: Any) -> dict[str, Any]
     if encoder is None:  # bit_error, packet_loss: the damaged stream's codec is an option
         codec = options["codec"]
         encoder, crf = _transmission_codec(codec)
-        out.update(codec=codec, **encoder.settings(), rate_control="crf", crf=crf,
-                   first_packet_intact=True)
+        out.update(codec=codec, **encoder.settings(), rate_control="crf", crf=crf)
     else:
         out.update(encoder.settings())
-    return {**out, **rate(severity), "pyav": av.__version__}
+    return {**out, **rate(severity, options), "pyav": av.__version__}
 
 
 # --- Encode, damage, decode ------------------------------------------------------------------
@@ -345,7 +465,7 @@ def _transmit(video: torch.Tensor, encoder: Encoder, crf: int, channel) -> torch
             image = frame.to_ndarray(format="rgb24")
             if frame.pts is not None and 0 <= frame.pts < t and image.shape == frames.shape[1:]:
                 by_pts.setdefault(int(frame.pts), image)
-    if not by_pts:  # the first packet is never damaged, so this is a bug, not bad luck
+    if not by_pts:  # the stream headers are never damaged, so this is a bug, not bad luck
         raise RuntimeError(f"{encoder.decoder}: no frame decoded from the damaged stream")
     out, last = [], by_pts[min(by_pts)]
     for index in range(t):  # a frame the decoder did not produce holds the previous one

@@ -3,7 +3,8 @@
 Example:
     >>> from vidsparse import robustness
     >>> ev = robustness.evaluate(["runs/dense", "runs/rigl"], "data/ucf101", limit=50)
-    >>> robustness.write_report(ev, "reports/ucf101")   # report.md, results.json/.csv, PNGs
+    >>> robustness.write_report(ev, "reports/ucf101")   # report.md, results.json/.csv,
+    ...                                                   # per_video.csv.gz, PNGs
 """
 
 from vidsparse.robustness.evaluate import (
@@ -42,18 +43,24 @@ from vidsparse.robustness.report import (
     read_results,
     results_from_evaluation,
     summary_table,
+    verdict_lines,
+    with_statistics,
     write_report,
     write_report_files,
 )
-from vidsparse.robustness.schema import RESULTS_FORMAT, Results
+from vidsparse.robustness.schema import PER_VIDEO_NAME, RESULTS_FORMAT, PerVideo, Results, read_per_video
+from vidsparse.robustness.stats import StatsConfig
 
 __all__ = [
     "CLEAN",
     "DEFAULT_CORRUPTIONS",
     "DEFAULT_SEVERITIES",
     "FREQUENCY_BANDS",
+    "PER_VIDEO_NAME",
     "RESULTS_FORMAT",
+    "PerVideo",
     "Results",
+    "StatsConfig",
     "Checkpoint",
     "Condition",
     "Evaluation",
@@ -74,6 +81,7 @@ __all__ = [
     "sequence_clip_indices",
     "spectral_curves",
     "mpc",
+    "read_per_video",
     "read_results",
     "relative_corruption_errors",
     "relative_improvement",
@@ -84,7 +92,9 @@ __all__ = [
     "summarize",
     "summarize_seeds",
     "summary_table",
+    "verdict_lines",
     "win_loss",
+    "with_statistics",
     "write_report",
     "write_report_files",
 ]

@@ -422,21 +422,37 @@ def predict(models: Sequence[torch.nn.Module], loader: Iterable, device: torch.d
         index = batch[2] if len(batch) > 2 else None
         outs = [clip_scores(model, clips).argmax(dim=1) for model in models]
         if accelerator is not None:
-            # Batch first: gather_for_metrics drops the last batch's padding along dim 0.
-            gathered = accelerator.gather_for_metrics(
-                (torch.stack(outs, dim=1), torch.as_tensor(batch_labels, device=device),
-                 torch.as_tensor(index, device=device)), use_gather_object=False)
-            stacked, batch_labels, index = (t.cpu() for t in gathered)
+            stacked, batch_labels, index = gather_batch(accelerator, torch.stack(outs, dim=1),
+                                                        batch_labels, index)
             outs = list(stacked.T)
         for out, p in zip(preds, outs):
-            out.append(p.cpu().numpy())
+            out.append(np.asarray(p.cpu()) if isinstance(p, torch.Tensor) else p)
         labels.append(np.asarray(batch_labels))
         if index is not None:
             indices.append(np.asarray(index))
         if on_batch is not None:
             on_batch()
-    order = np.argsort(np.concatenate(indices), kind="stable") if indices else slice(None)
+    order = dataset_order(indices)
     return [np.concatenate(p)[order] for p in preds], np.concatenate(labels)[order]
+
+
+def gather_batch(accelerator: Any, outputs: torch.Tensor, labels: Any,
+                 index: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One batch of an :class:`Indexed` dataset from every process: each process's
+    ``outputs`` (batch first), ``labels`` and dataset ``index``, concatenated, the padding
+    that evens out the last batch dropped (``gather_for_metrics``); numpy arrays, the
+    same on every process. :func:`dataset_order` then sorts the batches back."""
+    device = outputs.device
+    gathered = accelerator.gather_for_metrics(
+        (outputs, torch.as_tensor(labels, device=device), torch.as_tensor(index, device=device)),
+        use_gather_object=False)
+    return tuple(t.cpu().numpy() for t in gathered)
+
+
+def dataset_order(indices: Sequence[np.ndarray]) -> np.ndarray | slice:
+    """The permutation that puts the concatenated batches back in dataset order, given
+    each batch's dataset indices (from :class:`Indexed`); all of them when there are none."""
+    return np.argsort(np.concatenate(indices), kind="stable") if indices else slice(None)
 
 
 class Indexed(Dataset):

@@ -1,9 +1,11 @@
 """``report.md`` and the terminal summary, rendered from a results dictionary.
 
-What was measured and how each number is defined, then tables: a summary per checkpoint,
+The verdict first (one line per method against dense, when there is a dense model), then
+what was measured and how each number is defined, then tables: a summary per checkpoint,
 mean ± std over seeds, dense vs DST (relative improvement per corruption from high- to
-low-frequency, win/loss), accuracy per corruption, spectral curves and flip rates when
-measured, one section per checkpoint. Pure functions of the results: nothing is written here.
+low-frequency, win/loss) with its intervals and p-values, accuracy per corruption,
+spectral curves and flip rates when measured, one section per checkpoint. Pure functions of
+the results: nothing is written here.
 """
 
 from __future__ import annotations
@@ -29,15 +31,19 @@ def render_markdown(results: Results | dict[str, Any], plot_name: str | None = P
     source = (f"corrupted on the fly (seed {results['seed']})" if data["corrupted"] is None
               else f"corrupted copies read from `{data['corrupted']}`"
               + ("" if results["seed"] is None else f" (written with seed {results['seed']})"))
-    lines = [
-        "# Robustness report",
-        "",
+    statistics = results.get("statistics")
+    lines = ["# Robustness report", ""]
+    if statistics:
+        lines += [f"Verdict on mPC against dense ({_percent(statistics['confidence'])} paired "
+                  "bootstrap interval and Holm-adjusted sign-flip test; see *How sure*):", "",
+                  *(f"- {line}" for line in verdict_lines(results, markdown=True)), ""]
+    lines += [
         f"Top-1 accuracy (%) of {len(methods)} checkpoint(s) on {data['num_videos']} test "
         f"videos of `{data['root']}` (fold {data['fold']}), clean and under "
         f"{len(results['corruptions'])} corruption(s) at severities "
         f"{', '.join(map(str, n_sev))}, {source}. Each video is scored on its centred clip.",
         "",
-        *_definitions(base),
+        *_definitions(base, statistics),
         "",
         "## Summary",
         "",
@@ -68,6 +74,8 @@ def render_markdown(results: Results | dict[str, Any], plot_name: str | None = P
         lines += ["", *_seed_section(groups, base)]
     if has_comparison(results):
         lines += ["", *_comparison_section(results, plot_name is not None)]
+    if statistics:
+        lines += ["", *_statistics_section(statistics)]
     lines += ["", *_per_corruption_section(results)]
     if plot_name:
         lines += ["", "## Accuracy against severity", "",
@@ -82,7 +90,88 @@ def render_markdown(results: Results | dict[str, Any], plot_name: str | None = P
     return "\n".join(lines) + "\n"
 
 
-def _definitions(base: str | None) -> list[str]:
+def verdict_lines(results: Results | dict[str, Any], markdown: bool = False) -> list[str]:
+    """One line per method (and sparsity) compared with dense: the verdict on mPC, the
+    difference in points with its interval, the Holm-adjusted p-value and n; no lines when
+    the results hold no statistics (no dense model, or a file older than them).
+
+    Example:
+        >>> print("\n".join(verdict_lines(read_results("reports/ucf101"))))
+        RigL sparsity 0.5: not resolved at 95% (mPC +1.2 points vs Dense, 95% CI -0.8 to +3.1; Holm-adjusted p = 0.240; 160 videos, 2 seeds each)
+    """
+    statistics = results_dict(results).get("statistics")
+    if not statistics:
+        return []
+    lines = []
+    level = _percent(statistics["confidence"])
+    for c in statistics["comparisons"]:
+        mpc = c["mPC"]
+        head = f"{c['label']}: {c['verdict']}"
+        detail = (f"mPC {_signed_points(mpc['difference'])} points vs {c['reference']}, {level} CI "
+                  f"{_interval(mpc['low'], mpc['high'], ' to ')}; Holm-adjusted {_p_clause(mpc['p_holm'])}; "
+                  f"{_n_text(c)}")
+        lines.append(f"**{head}** ({detail})" if markdown else f"{head} ({detail})")
+    return lines
+
+
+def _statistics_section(statistics: dict[str, Any]) -> list[str]:
+    level = _percent(statistics["confidence"])
+    comparisons = statistics["comparisons"]
+    refs = sorted({c["reference"] for c in comparisons})
+    ref = refs[0] if len(refs) == 1 else "dense"
+    lines = ["## How sure: differences with dense", "",
+             f"Method − {ref} in accuracy points, [{level} interval], from a paired bootstrap "
+             f"over test videos ({statistics['n_bootstrap']} replicates); *p*: sign-flip "
+             f"permutation test, Holm-adjusted over the {len(comparisons)} comparison(s); "
+             f"draws keyed on seed {statistics['seed']}. The procedure is under *What the "
+             "numbers mean*.", ""]
+    header = ["Method", "Sparsity", "Videos", f"Clean − {ref}", "p (clean)", f"mPC − {ref}",
+              "p (mPC)", f"rPC − {ref}", f"Seeds (vs {ref})", "Resampled", "Verdict"]
+    rows = []
+    for c in comparisons:
+        seeds = (", ".join(_seed(s) for s in c["seeds"]) + " vs "
+                 + ", ".join(_seed(s) for s in c["reference_seeds"]))
+        rows.append([c["label"], f"{c['sparsity']:g}", str(c["n_videos"]), _estimate(c["clean"]),
+                     _p(c["clean"]["p_holm"]), _estimate(c["mPC"]), _p(c["mPC"]["p_holm"]),
+                     _estimate(c["rPC"]), seeds, c["resampling"], c["verdict"]])
+    return lines + _table(header, rows, numeric_from=1, numeric_to=8)
+
+
+def _statistics_definition(statistics: dict[str, Any]) -> list[str]:
+    level = _percent(statistics["confidence"])
+    refs = sorted({c["reference"] for c in statistics["comparisons"]})
+    ref = refs[0] if len(refs) == 1 else "dense"
+    tail = 100 * (1 - statistics["confidence"]) / 2
+    n = len(statistics["comparisons"])
+    return [
+        f"- **Verdict, intervals, p** (the opening lines and *How sure*): for each method and "
+        f"sparsity against {ref}, the difference (method − {ref}, in accuracy points) in "
+        f"clean accuracy, mPC and rPC. A method's number is the mean over its training seeds "
+        f"of each seed's number. The **{level} interval** comes from a paired bootstrap over "
+        f"test videos: {statistics['n_bootstrap']} times the test videos are drawn with "
+        f"replacement, one draw shared by every model and condition (so models are compared "
+        f"video by video), and the difference is computed again; the interval runs from the "
+        f"{tail:g}th to the {100 - tail:g}th percentile of those differences. With several "
+        f"seeds per method each replicate first draws each method's seeds with replacement, "
+        f"then the videos (*seeds, then videos*), so the interval also covers the spread "
+        f"between seeds; with one seed only the videos are drawn (*videos*). "
+        f"**p** is a paired sign-flip permutation test on the per-video differences (a "
+        f"video's share of clean accuracy, or of mPC: its correctness averaged over the "
+        f"corrupted conditions with mPC's weights, then over seeds): if the two were "
+        f"interchangeable on every video, each difference would be as likely to have either "
+        f"sign. It is exact (every sign pattern) when at most {statistics['exact_up_to']} "
+        f"videos differ, else from {statistics['n_permutations']} random patterns; rPC, a "
+        f"ratio, has an interval but no test. p-values are Holm-adjusted over the {n} "
+        f"method(s) compared. **More robust than {ref}**: the mPC interval lies above 0 and "
+        f"the adjusted p is below {_alpha(statistics)}; **less robust**: it lies below 0 and p "
+        f"is below {_alpha(statistics)}; otherwise **not resolved at {level}**. The test takes "
+        f"the trained models as given; the spread between seeds enters through the interval "
+        f"only, and with two or three seeds that part is itself rough. Every draw is keyed "
+        f"on seed {statistics['seed']}: the same predictions and seed give the same numbers.",
+    ]
+
+
+def _definitions(base: str | None, statistics: dict[str, Any] | None = None) -> list[str]:
     lines = [
         "## What the numbers mean",
         "",
@@ -121,6 +210,8 @@ def _definitions(base: str | None) -> list[str]:
             f"/ less / as accurate as {base} (Wu et al. 2025, *Dynamic Sparse Training versus "
             f"Dense Training: The Unexpected Winner in Image Corruption Robustness*).",
         ]
+    if statistics:
+        lines += _statistics_definition(statistics)
     lines += ["- —: not measured, or undefined (a division by zero)."]
     return lines
 
@@ -305,6 +396,41 @@ def _mean_std(mean: float | None, std: float | None) -> str:
     if std is None or (isinstance(std, float) and not math.isfinite(std)):
         return _pct(mean)
     return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def _estimate(estimate: dict[str, Any]) -> str:
+    return (f"{_signed_points(estimate['difference'])} "
+            f"[{_interval(estimate['low'], estimate['high'], ', ')}]")
+
+
+def _interval(low: float | None, high: float | None, sep: str) -> str:
+    return f"{_signed_points(low)}{sep}{_signed_points(high)}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _p_clause(value: float | None) -> str:
+    text = _p(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:g}%"
+
+
+def _alpha(statistics: dict[str, Any]) -> str:
+    return f"{round(1 - statistics['confidence'], 12):g}"
+
+
+def _n_text(comparison: dict[str, Any]) -> str:
+    k, k_ref = len(comparison["seeds"]), len(comparison["reference_seeds"])
+    seeds = (f"{k} seed{'s' if k > 1 else ''} each" if k == k_ref
+             else f"{k} vs {k_ref} seeds")
+    return f"{comparison['n_videos']} videos, {seeds}"
 
 
 def _count(value: int | None) -> str:

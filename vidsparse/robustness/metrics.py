@@ -178,6 +178,25 @@ def rpc(acc: Accuracies) -> float:
     return _ratio(_mpc(acc["corrupted"]), acc["clean"])
 
 
+def mpc_weights(cells: Iterable[tuple[str, int]]) -> dict[tuple[str, int], float]:
+    """The weight of each (corruption, severity) cell in :func:`mpc`: ``1 / (corruptions x
+    severities of its corruption)``, so that mPC is ``sum(weight * accuracy)`` over the
+    cells. Because an accuracy is a mean over videos, mPC is then the mean over videos of
+    each video's weighted correctness: the per-video share the statistics resample.
+
+    Example:
+        >>> mpc_weights([("fog", 1), ("fog", 2), ("freeze", 1)])
+        {('fog', 1): 0.25, ('fog', 2): 0.25, ('freeze', 1): 0.5}
+    """
+    cells = list(dict.fromkeys((str(c), int(s)) for c, s in cells))
+    if not cells:
+        raise ValueError("mPC needs at least one corruption")
+    per_corruption: dict[str, int] = {}
+    for name, _ in cells:
+        per_corruption[name] = per_corruption.get(name, 0) + 1
+    return {(name, s): 1.0 / (len(per_corruption) * per_corruption[name]) for name, s in cells}
+
+
 def summarize(acc: Accuracies, baseline: Accuracies | None = None) -> dict[str, Any]:
     """The headline numbers of one model: clean, mPC, rPC, gamma^a, gamma^r and the
     per-corruption means; given a ``baseline`` table also mCE, relative mCE, the

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import nullcontext
 from typing import Any, Sequence
 
 import numpy as np
@@ -49,7 +50,15 @@ from tqdm.auto import tqdm
 
 from vidsparse.models.scoring import clip_scores
 from vidsparse.robustness import metrics
-from vidsparse.robustness.evaluate import Checkpoint, build_test_split, load_checkpoint, subset_indices
+from vidsparse.robustness.evaluate import (
+    Checkpoint,
+    Indexed,
+    build_test_split,
+    dataset_order,
+    gather_batch,
+    load_checkpoint,
+    subset_indices,
+)
 from vidsparse.robustness.labels import unique_labels
 
 KINDS = ("low", "high")
@@ -171,11 +180,14 @@ def radius_accuracy(
     clean: bool = True,
     device: str | torch.device | None = None,
     progress: bool = True,
+    accelerator: Any = None,
 ) -> dict[str, Any]:
     """Top-1 accuracy of each model on low- and/or high-pass filtered test clips, per radius.
 
     Each batch is decoded once; every (kind, radius) filter is applied to it on ``device``
-    and fed to all the models.
+    and fed to all the models. With an ``accelerator`` each process takes a share of the
+    clips and the predictions are gathered, as :func:`~vidsparse.robustness.evaluate.evaluate`
+    does: every process returns the numbers of one process over all the clips.
 
     Args:
         models: classifiers of ``B x C x T x H x W`` clips (multi-view ``B x V x ...`` batches
@@ -189,6 +201,7 @@ def radius_accuracy(
         mean, std: the normalisation the dataset's transform applied (filtering happens on
             pixels before it); default: read from the transform (``VideoTransform.mean/std``).
         clean: also report the unfiltered accuracy.
+        accelerator: an ``accelerate.Accelerator`` (``device`` is then its device).
 
     Returns:
         ``{"radii": [r, ...], "low": [[acc per radius] per model], "high": [...],
@@ -209,6 +222,8 @@ def radius_accuracy(
         radii = [float(r) for r in radii]
         if any(r < 0 for r in radii):
             raise ValueError(f"radii must be >= 0, got {radii}")
+    if accelerator is not None:
+        device = accelerator.device
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if mean is None or std is None:
         mean, std = _normalisation(dataset, mean, std)
@@ -217,28 +232,41 @@ def radius_accuracy(
     if limit is not None:
         dataset = Subset(dataset, subset_indices(len(dataset), limit))
     models = [m.to(device).eval() for m in models]
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
+    loader = DataLoader(Indexed(dataset), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    if accelerator is not None:
+        loader = accelerator.prepare(loader)
+    main = accelerator is None or accelerator.is_main_process
 
-    preds: dict[tuple[str, float], list[list[np.ndarray]]] = {}
+    batches: list[np.ndarray] = []   # per batch: videos x passes x models
     labels: list[np.ndarray] = []
-    for clips, batch_labels in tqdm(loader, disable=not progress, unit="batch", desc="spectral"):
+    indices: list[np.ndarray] = []
+    passes: list[tuple[str, float]] = []
+    for clips, batch_labels, index in tqdm(loader, disable=not (progress and main), unit="batch",
+                                           desc="spectral"):
         clips = clips.to(device, non_blocking=True)
-        if radii is None:
+        if radii is None:  # every process sees clips of the same size: the same radii
             radii = [float(r) for r in default_radii(*clips.shape[-2:])]
         passes = [(k, r) for k in kinds for r in radii] + ([("clean", 0.0)] if clean else [])
-        for key in passes:
-            x = clips if key[0] == "clean" else filter_pixels(clips, key[1], key[0], mean, std)
-            out = preds.setdefault(key, [[] for _ in models])
-            for o, model in zip(out, models):
-                o.append(clip_scores(model, x).argmax(dim=1).cpu().numpy())
+        outs = []
+        for band, radius in passes:
+            x = clips if band == "clean" else filter_pixels(clips, radius, band, mean, std)
+            outs.append(torch.stack([clip_scores(model, x).argmax(dim=1) for model in models], dim=1))
+        outs = torch.stack(outs, dim=1)
+        if accelerator is not None:
+            outs, batch_labels, index = gather_batch(accelerator, outs, batch_labels, index)
+        batches.append(np.asarray(outs.cpu() if isinstance(outs, torch.Tensor) else outs))
         labels.append(np.asarray(batch_labels))
+        indices.append(np.asarray(index))
     if not labels:
         raise ValueError("radius_accuracy: the dataset is empty")
-    y = np.concatenate(labels)
+    order = dataset_order(indices)
+    y = np.concatenate(labels)[order]
+    predictions = np.concatenate(batches)[order]   # videos x passes x models
 
     def acc(key: tuple[str, float]) -> list[float]:
-        return [metrics.accuracy(np.concatenate(p), y) for p in preds[key]]
+        column = predictions[:, passes.index(key)]
+        return [metrics.accuracy(column[:, i], y) for i in range(len(models))]
 
     result: dict[str, Any] = {"radii": [_plain(r) for r in radii]}
     for k in kinds:
@@ -259,6 +287,7 @@ def spectral_curves(
     limit: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    accelerator: Any = None,
 ) -> dict[str, Any]:
     """Low- and high-pass radius-accuracy curves of several models, in the form
     ``results["spectral"]`` of a robustness report holds.
@@ -272,6 +301,7 @@ def spectral_curves(
         radii: default :func:`default_radii` of the model's input frame.
         labels: one per model; default the method labels of the report ("Dense",
             "RigL sparsity 0.5", ...) or ``"model 0"``, ``"model 1"``, ... for bare models.
+        accelerator: shard the clips over its processes (see :func:`radius_accuracy`).
 
     Returns:
         ``{"radii": [r, ...], "curves": {label: {"low": [acc per radius],
@@ -282,6 +312,8 @@ def spectral_curves(
         >>> spec["curves"]["RigL sparsity 0.5"]["low"]
         [0.33, 0.41, 0.58, ...]
     """
+    if accelerator is not None:
+        device = accelerator.device
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     loaded = [c if isinstance(c, (Checkpoint, torch.nn.Module)) else load_checkpoint(c, device)
               for c in checkpoints]
@@ -294,7 +326,9 @@ def spectral_curves(
         if len(ckpts) != len(loaded):
             raise ValueError("spectral_curves: bare models carry no data config; pass a "
                              "dataset instead of a data root")
-        dataset = build_test_split(ckpts, data)
+        # The first process on each machine indexes the videos; the others read its cache.
+        with accelerator.local_main_process_first() if accelerator is not None else nullcontext():
+            dataset = build_test_split(ckpts, data)
     if labels is None:
         labels = (unique_labels([c.config for c in ckpts], [c.path for c in ckpts])
                   if len(ckpts) == len(loaded) else [f"model {i}" for i in range(len(loaded))])
@@ -304,7 +338,7 @@ def spectral_curves(
     models = [c.model if isinstance(c, Checkpoint) else c for c in loaded]
     out = radius_accuracy(models, dataset, radii, KINDS, batch_size=batch_size,
                           num_workers=num_workers, limit=limit, clean=False, device=device,
-                          progress=progress)
+                          progress=progress, accelerator=accelerator)
     return {"radii": out["radii"],
             "curves": {label: {"low": out["low"][i], "high": out["high"][i]}
                        for i, label in enumerate(labels)}}

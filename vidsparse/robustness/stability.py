@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from vidsparse.data.clips import clip_span
 from vidsparse.data.decode import read_frames, read_video
 from vidsparse.models.scoring import clip_scores
-from vidsparse.robustness.evaluate import relative_path, subset_indices
+from vidsparse.robustness.evaluate import Indexed, dataset_order, gather_batch, relative_path, subset_indices
 
 
 def sequence_clip_indices(num_frames: int, frames_per_clip: int, sampling_rate: int,
@@ -131,6 +131,7 @@ def flip_rate(
     limit: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    accelerator: Any = None,
 ) -> dict[str, Any]:
     """How often each model's top-1 prediction changes between consecutive overlapping clips.
 
@@ -148,6 +149,10 @@ def flip_rate(
             ``dataset.with_corruption(None)``).
         batch_size: videos per batch (each brings ``K`` clips).
         limit: at most this many videos, spread evenly over the dataset.
+        accelerator: an ``accelerate.Accelerator``: each process takes a share of the videos
+            and the predictions are gathered, as
+            :func:`~vidsparse.robustness.evaluate.evaluate` does; every process returns the
+            whole result (``device`` is then the accelerator's).
 
     Returns:
         ``{"flip_rate": [per model], "accuracy": [per model, over all clips],
@@ -164,23 +169,35 @@ def flip_rate(
     """
     if not models:
         raise ValueError("flip_rate: no models given")
+    if accelerator is not None:
+        device = accelerator.device
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     keep = subset_indices(len(dataset), limit)
     sequences = ClipSequences(dataset, clips_per_video, stride, corruption, keep)
-    loader = DataLoader(sequences, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
+    loader = DataLoader(Indexed(sequences), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    if accelerator is not None:
+        loader = accelerator.prepare(loader)
+    main = accelerator is None or accelerator.is_main_process
     models = [m.to(device).eval() for m in models]
-    preds: list[list[np.ndarray]] = [[] for _ in models]
+    batches: list[np.ndarray] = []   # per batch: videos x models x K
     labels: list[np.ndarray] = []
-    for clips, batch_labels in tqdm(loader, disable=not progress, unit="batch", desc="flip rate"):
+    indices: list[np.ndarray] = []
+    for clips, batch_labels, index in tqdm(loader, disable=not (progress and main), unit="batch",
+                                           desc="flip rate"):
         clips = clips.to(device, non_blocking=True)
         videos, k = clips.shape[:2]
-        for out, model in zip(preds, models):
-            scores = clip_scores(model, clips.flatten(0, 1))
-            out.append(scores.argmax(dim=1).view(videos, k).cpu().numpy())
+        outs = torch.stack([clip_scores(model, clips.flatten(0, 1)).argmax(dim=1).view(videos, k)
+                            for model in models], dim=1)
+        if accelerator is not None:
+            outs, batch_labels, index = gather_batch(accelerator, outs, batch_labels, index)
+        batches.append(np.asarray(outs.cpu() if isinstance(outs, torch.Tensor) else outs))
         labels.append(np.asarray(batch_labels))
-    y = np.concatenate(labels)
-    predictions = [np.concatenate(p) for p in preds]  # per model: videos x K
+        indices.append(np.asarray(index))
+    order = dataset_order(indices)
+    y = np.concatenate(labels)[order]
+    stacked = np.concatenate(batches)[order]
+    predictions = [stacked[:, i] for i in range(len(models))]  # per model: videos x K
     per_video = [(p[:, 1:] != p[:, :-1]).mean(axis=1) for p in predictions]
     return {
         "flip_rate": [float(v.mean()) for v in per_video],
