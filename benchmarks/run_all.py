@@ -77,6 +77,12 @@ BENCHMARKS = [
     # which holds the committed run, alone.
     Benchmark("corruptions", "benchmarks/bench_corruptions.py", ["--threads", "1", "--out", ""],
               "Spatial corruption throughput, vidsparse on whole clips vs per-frame ImageNet-C."),
+    # One UCF101-sized video, bytes of 4 corruptions: about 80 s on 1 core. The README's
+    # dataset-scale table comes from --full (3 videos, bytes of all 34 corruptions).
+    Benchmark("protocol", "benchmarks/bench_protocol.py", [],
+              "What the corruption protocol costs per UCF101-sized video (decode, whole-video and "
+              "needed-frames corruption, clip cost, bytes of copies), scaled to UCF101 and "
+              "Kinetics-400."),
 ]
 
 

@@ -120,7 +120,7 @@ def test_run_all_writes_each_command_status_and_table(tmp_path):
 
 def test_run_all_lists_every_benchmark_script():
     scripts = {b.script for b in run_all.BENCHMARKS}
-    names = ("engine", "memory", "channel", "nm", "decode", "loader", "corruptions")
+    names = ("engine", "memory", "channel", "nm", "decode", "loader", "corruptions", "protocol")
     expected = {f"benchmarks/bench_{n}.py" for n in names}
     assert scripts == expected
     present = {s for s in scripts if (ROOT / s).is_file()}
@@ -146,3 +146,19 @@ def test_bench_loader_quick_compares_the_same_clips_and_prints_finite_ratios():
         assert 0 < ours < float("inf") and 0 < peer < float("inf")
         # One round: the ratio is the two rates' quotient (to the printed rounding).
         assert ratio == pytest.approx(ours / peer, rel=0.05, abs=0.01)
+
+
+def test_protocol_costs_scale_by_pixels_and_frames():
+    import bench_protocol as bp  # a script in benchmarks/
+
+    measured = bp.Dataset("measured", 1, 100, 320, 240)
+    big = bp.Dataset("big", 10, 300, 640, 480)  # 4x the pixels per frame, 3x the frames
+    assert bp.scale(big, True, measured) == 12 and bp.scale(big, False, measured) == 4
+    # Per measured video: 1 s of whole-video work + 0.5 s on a fixed number of frames, and 2 s
+    # of whole-video work; 5 severities: 10 videos x 5 x (1 x 12 + 0.5 x 4 + 2 x 12) s = 1900 s.
+    assert bp.core_hours([(1.0, 0.5), (2.0, 0.0)], big, 5, measured) == pytest.approx(1900 / 3600)
+    # Copies of 1 MB and 3 MB per measured video: 4 MB x 12 x 10 videos x 5 severities.
+    assert bp.disk_bytes([1e6, 3e6], big, 5, measured) == pytest.approx(2.4e9)
+    assert bp.geometric_mean([2.0, 8.0]) == pytest.approx(4.0)
+    ucf101 = bp.DATASETS[0]  # the measured videos are UCF101-sized
+    assert ucf101.videos == 3783 and bp.scale(ucf101, True) == bp.scale(ucf101, False) == 1

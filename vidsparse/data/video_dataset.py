@@ -85,13 +85,22 @@ class VideoClipDataset(Dataset):
     copy the dataset when the iterator starts (so ``persistent_workers=True`` would keep
     the first epoch's clips).
 
-    With a ``corruption`` the whole video is decoded, corrupted and the clip is taken from
-    the result, so a temporal corruption that changes the length and a codec corruption see
-    the video as ``corrupt_dataset`` does, and the clip equals the one read from its lossless
-    corrupted copy. It costs a full decode per item, except for a frame-local
-    :class:`~vidsparse.corruptions.Corruption` (``corruption.frame_local``: most spatial
-    ones): then only the clip's frames are decoded and corrupted (``frames=``), which gives
-    the same clip as the whole-video path.
+    With a ``corruption`` every item's clip equals the one read from ``corrupt_dataset``'s
+    lossless corrupted copy, and the item decodes only what that takes:
+
+    - a frame-local :class:`~vidsparse.corruptions.Corruption` (``corruption.frame_local``:
+      most spatial ones): the clip's frames, corrupted as the source frames they are
+      (``frames=``);
+    - a temporal one (``corruption.source_map`` gives a
+      :class:`~vidsparse.corruptions.temporal.SourceMap`): the source frames the clip's
+      frames of the corrupted video show or average, from which those frames are made; clips
+      are sampled from the corrupted video's length (``frame_rate`` shortens it);
+    - anything else (codec corruptions, which re-encode the whole stream; fog and the other
+      spatial ones that use a statistic of the whole video; a plain callable): the whole video
+      is decoded and corrupted, and the clip is taken from the result.
+
+    The first two count frames as the video index does (the container's header); the third
+    counts decoded frames. They agree for the constant-rate files the layouts read.
 
     Example:
         >>> videos = ucf101_videos("data/synthetic", "test")
@@ -186,10 +195,11 @@ class VideoClipDataset(Dataset):
         """``(frame count, frames by index)`` of the video to sample from.
 
         A clean video is read lazily: only the sampled frames are decoded, at the length the
-        index recorded. A corrupted one is decoded whole and corrupted first, so the clips
-        are cut from the corrupted video (whose length a temporal corruption may change),
-        unless the corruption is frame-local: then each sampled frame is decoded once and
-        corrupted as the source frame it is (its index), as in the whole corrupted video.
+        index recorded. A frame-local corruption decodes each sampled frame once and corrupts
+        it as the source frame it is (its index). A temporal one maps the sampled frames of
+        the corrupted video (of the map's length) back to source frames and decodes only
+        those. Any other corruption decodes and corrupts the whole video first, so the clips
+        are cut from the corrupted video. All give the clips of the whole corrupted video.
         """
         if self.corruption is None:
             return self.num_frames(index), lambda wanted: torch.from_numpy(
@@ -201,6 +211,14 @@ class VideoClipDataset(Dataset):
                 clip = torch.from_numpy(read_frames(path, needed.tolist(), self.backend))
                 return self.corruption(clip, path, frames=needed)[torch.from_numpy(where)]
             return self.num_frames(index), take
+        source_map = getattr(self.corruption, "source_map", None)
+        plan = source_map(self.num_frames(index), path) if callable(source_map) else None
+        if plan is not None:
+            def take_mapped(wanted: list[int]) -> torch.Tensor:
+                needed = plan.needed(wanted)  # each distinct source frame is decoded once
+                frames = torch.from_numpy(read_frames(path, needed.tolist(), self.backend))
+                return plan.take(frames, needed, wanted)
+            return plan.num_frames, take_mapped
         video = self.corruption(torch.from_numpy(read_video(path, self.backend)[0]), path)
         return video.shape[0], lambda wanted: video[wanted]
 
