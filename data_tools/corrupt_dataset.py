@@ -53,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
                              "sha256 and exit 1 if any is missing or differs")
     parser.add_argument("--corruptions",
                         help=f"comma-separated names, or 'all' ({', '.join(list_corruptions())})")
+    parser.add_argument("--preset", default=None,
+                        help="a benchmark's published corruption set and constants: "
+                             "imagenet_c, mini_kinetics_c or ucf101_p (--corruptions then "
+                             "defaults to the whole set and may only name corruptions of it)")
     parser.add_argument("--severities", default="1,2,3,4,5", help="comma-separated, 1-5 (default: all)")
     parser.add_argument("--layout", default="auto", choices=["auto", "ucf101", "kinetics", "folder"],
                         help="the source's layout (default: detected)")
@@ -96,15 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     parser, args = parse_args(argv)
     if args.verify:
         return verify(args.dst)
-    if args.src is None or args.corruptions is None:
-        parser.error("--src and --corruptions are required (unless --verify)")
+    if args.src is None or (args.corruptions is None and args.preset is None):
+        parser.error("--src and --corruptions (or --preset) are required (unless --verify)")
     try:
         severities = [int(s) for s in args.severities.split(",") if s.strip()]
     except ValueError:
         parser.error(f"--severities must be comma-separated integers 1-5, got {args.severities!r}")
     try:
         summary = corrupt_dataset(
-            args.src, args.dst, args.corruptions, severities, layout=args.layout,
+            args.src, args.dst, args.corruptions, severities, preset=args.preset, layout=args.layout,
             split=args.split, fold=args.fold, seed=args.seed, storage=args.storage, crf=args.crf,
             codec=args.codec, options=parse_overrides(args.option, what="--option"), workers=args.workers,
             progress=not args.quiet, check_space=not args.ignore_free_space,

@@ -30,6 +30,7 @@ import sys
 import torch
 from accelerate import Accelerator
 
+from vidsparse.config import parse_overrides
 from vidsparse.corruptions import Corruption
 from vidsparse.robustness import (
     StatsConfig,
@@ -61,6 +62,13 @@ parser.add_argument("--corruptions", type=csv_list, metavar="A,B",
                     help="default: DEFAULT_CORRUPTIONS on the fly, everything found on disk")
 parser.add_argument("--severities", type=lambda s: [int(x) for x in csv_list(s)], metavar="1,2,3",
                     help="default: 1-5 on the fly, everything found on disk")
+parser.add_argument("--preset", metavar="NAME",
+                    help="a benchmark's published corruption set and constants (imagenet_c, "
+                         "mini_kinetics_c, ucf101_p): --corruptions defaults to its set; on the "
+                         "fly its options are used")
+parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="an on-the-fly corruption option, given to every corruption that takes "
+                         "it, e.g. temporal=iid (repeatable)")
 parser.add_argument("--batch-size", type=int, default=8)
 parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
 parser.add_argument("--seed", type=int, default=0, help="seed of on-the-fly corruption")
@@ -108,6 +116,7 @@ try:
         severities=args.severities, batch_size=args.batch_size, num_workers=args.num_workers,
         seed=args.seed, limit=args.limit, accelerator=accelerator,
         cache_dir=None if args.no_cache else f"{args.out}/cache",
+        preset=args.preset, options=parse_overrides(args.option, what="--option"),
     )
 except (FileNotFoundError, ValueError, KeyError) as exc:
     # Bad paths, unknown corruptions, mismatched checkpoints: a message, not a traceback.

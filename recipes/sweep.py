@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from vidsparse.config import ConfigError, load_config, merge_config, override_layers, read_yaml_mapping
+from vidsparse.corruptions.generate import resolve_corruptions
 from vidsparse.sparse import UPDATERS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +56,11 @@ DEFAULTS = {
         # refuses when the destination lacks the space it estimates). False, the default:
         # corrupt on the fly, no files; lossless copies of a real dataset take terabytes.
         "on_disk": False,
-        "corruptions": ["gaussian_noise", "motion_blur", "fog", "contrast", "frame_drop", "h264_crf"],
+        # A benchmark preset (imagenet_c, mini_kinetics_c, ucf101_p; see
+        # vidsparse.corruptions.presets): its published corruption set and constants. None: ours.
+        "preset": None,
+        # None: the preset's whole set, or without a preset DEFAULT_CORRUPTIONS below.
+        "corruptions": None,
         "severities": [1, 2, 3, 4, 5],
         "workers": 2,
         "seed": 0,
@@ -63,6 +68,8 @@ DEFAULTS = {
     "evaluate": {"batch_size": 8, "limit": None},
 }
 
+
+DEFAULT_CORRUPTIONS = ["gaussian_noise", "motion_blur", "fog", "contrast", "frame_drop", "h264_crf"]
 
 LEAVES = {"data.generate"}  # mappings taken whole: free-form function arguments
 
@@ -79,6 +86,10 @@ def load_sweep(path: str, overrides: list[str]) -> dict:
     for s in cfg["train"]["sparsities"]:
         if not (isinstance(s, (int, float)) and 0 < s < 1):
             raise ValueError(f"train.sparsities: each must be in (0, 1), got {s!r}")
+    if cfg["corrupt"]["corruptions"] is None and cfg["corrupt"]["preset"] is None:
+        cfg["corrupt"]["corruptions"] = list(DEFAULT_CORRUPTIONS)
+    # A bad corruption name or preset fails now, not after the training runs.
+    resolve_corruptions(cfg["corrupt"]["corruptions"], None, cfg["corrupt"]["preset"])
     return cfg
 
 
@@ -155,12 +166,14 @@ for name, overrides in runs(cfg):
 # ----------------------------------------------------------------------------- corrupt
 corrupt = cfg["corrupt"]
 corrupted = output / "corrupted"
+# Which corruptions: the list, the preset's (its options included), or both (a subset of it).
+choice = [*(["--preset", corrupt["preset"]] if corrupt["preset"] else []),
+          *(["--corruptions", ",".join(corrupt["corruptions"])] if corrupt["corruptions"] else [])]
 if corrupt["on_disk"]:
     # A subprocess like the other stages: corrupt_dataset's worker pool starts fresh
     # interpreters, which would re-run this flat script if the pool were started from it.
     run([sys.executable, "data_tools/corrupt_dataset.py", "--src", str(root), "--dst", str(corrupted),
-         "--corruptions", ",".join(corrupt["corruptions"]),
-         "--severities", ",".join(map(str, corrupt["severities"])),
+         *choice, "--severities", ",".join(map(str, corrupt["severities"])),
          "--workers", str(corrupt["workers"]), "--seed", str(corrupt["seed"])],
         "corrupting the test split")
 
@@ -172,8 +185,7 @@ for checkpoint in checkpoints:
 if corrupt["on_disk"]:
     cmd += ["--corrupted", str(corrupted)]
 else:
-    cmd += ["--corruptions", ",".join(corrupt["corruptions"]),
-            "--severities", ",".join(map(str, corrupt["severities"]))]
+    cmd += [*choice, "--severities", ",".join(map(str, corrupt["severities"]))]
 if cfg["evaluate"]["limit"]:
     cmd += ["--limit", str(cfg["evaluate"]["limit"])]
 run(cmd, "robustness evaluation")

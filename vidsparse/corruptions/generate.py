@@ -187,9 +187,10 @@ class Summary:
 def corrupt_dataset(
     src: str | os.PathLike,
     dst: str | os.PathLike,
-    corruptions: Sequence[str],
+    corruptions: Sequence[str] | str | None = None,
     severities: Sequence[int] = SEVERITIES,
     *,
+    preset: str | None = None,
     layout: str = "auto",
     split: str | None = None,
     fold: int = 1,
@@ -209,6 +210,10 @@ def corrupt_dataset(
         src: a dataset root (UCF101, Kinetics or class folders; ``layout="auto"`` detects it).
         dst: the output root; created if missing, resumed if an earlier run wrote there.
         corruptions, severities: what to write (names from ``list_corruptions()``; 1-5).
+            With a ``preset``, default its whole corruption set; names outside it are an error.
+        preset: a benchmark preset (``"imagenet_c"``, ``"mini_kinetics_c"``, ``"ucf101_p"``;
+            see :mod:`vidsparse.corruptions.presets`): the published corruption set, each with
+            the options that reproduce the published constants. ``options`` still apply on top.
         split: default the evaluation split: UCF101's ``test`` list of ``fold``, Kinetics'
             ``validate``, a folder's ``test/`` (or every video when it has no split folders).
         seed: base seed; each video's own is derived from it (see :func:`video_seed`).
@@ -236,9 +241,8 @@ def corrupt_dataset(
         ...                           [1, 3, 5], workers=8)
         >>> UCF101("data/ucf101-c/fog/3", split="test")   # read like the source
     """
-    corruptions = check_corruptions(corruptions)
+    corruptions, per_corruption = resolve_corruptions(corruptions, options, preset)
     severities = check_severities(severities)
-    per_corruption = split_options(corruptions, options or {})
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     codec = codec or storage_codec(storage, crf)
@@ -253,7 +257,7 @@ def corrupt_dataset(
     settings = {"src": str(source.root.resolve()), "layout": source.layout, "split": source.split,
                 "fold": source.fold, "seed": seed, "codec": codec,
                 "pix_fmt": PIX_FMTS.get(encoding(codec)[0], DEFAULT_PIX_FMT),
-                "corruptions": corruptions, "severities": severities,
+                "corruptions": corruptions, "severities": severities, "preset": preset,
                 "parameters": {name: parameters(name, severities, per_corruption[name])
                                for name in corruptions}}
     # The main process plans, estimates and prepares dst; the others wait for its verdict, so
@@ -356,6 +360,36 @@ def check_corruptions(names: Sequence[str] | str) -> list[str]:
         raise ValueError(f"unknown corruption(s) {', '.join(unknown) or '(none given)'}; "
                          f"known: {', '.join(known)} (or 'all')")
     return list(dict.fromkeys(names))
+
+
+def resolve_corruptions(corruptions: Sequence[str] | str | None, options: Mapping[str, Any] | None,
+                        preset: str | None = None) -> tuple[list[str], dict[str, dict]]:
+    """The corruption names asked for and each one's options: ``preset``'s (if any), then
+    ``options`` (each given to every chosen corruption that accepts it) on top.
+
+    Without a preset, ``corruptions`` is required; with one, it defaults to the preset's set
+    and may only name corruptions of that set (an error lists them).
+    """
+    preset_options: dict[str, dict] = {}
+    if preset is not None:
+        from vidsparse.corruptions.presets import expand_preset
+
+        try:
+            preset_options = {name: dict(opts) for name, opts in expand_preset(preset)}
+        except KeyError as err:  # the registry's message lists the known presets
+            raise ValueError(f"preset: {err.args[0]}") from None
+        if corruptions is None or (isinstance(corruptions, str) and corruptions.strip() == "all"):
+            corruptions = list(preset_options)
+    elif corruptions is None:
+        raise ValueError("no corruptions given: name them (or 'all'), or choose a preset")
+    names = check_corruptions(corruptions)
+    if preset is not None:
+        outside = [n for n in names if n not in preset_options]
+        if outside:
+            raise ValueError(f"corruption(s) {', '.join(outside)} are not in preset {preset!r}; "
+                             f"it has: {', '.join(preset_options)}")
+    given = split_options(names, options or {})
+    return names, {n: {**preset_options.get(n, {}), **given[n]} for n in names}
 
 
 def check_severities(severities: Iterable[int]) -> list[int]:

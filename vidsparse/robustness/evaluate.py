@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from vidsparse.checkpoint import load_final
 from vidsparse.corruptions import SEVERITIES, Corruption, list_corruptions
+from vidsparse.corruptions.generate import resolve_corruptions
 from vidsparse.data.datasets import build_dataset
 from vidsparse.data.index import write_atomic
 from vidsparse.data.transforms import build_transform
@@ -115,6 +116,7 @@ class Evaluation:
     predictions: list[dict[Condition, np.ndarray]]
     spectral: Spectral | dict[str, Any] | None = None    # radius-accuracy curves
     stability: Stability | dict[str, Any] | None = None  # flip rates
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # on the fly, per corruption
 
     def accuracies(self) -> list[dict[str, Any]]:
         """One accuracy table per checkpoint, in the form ``metrics`` reads."""
@@ -135,6 +137,8 @@ def evaluate(
     progress: bool = True,
     accelerator: Any = None,
     cache_dir: str | os.PathLike | None = None,
+    preset: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Evaluation:
     """Evaluate checkpoints on the clean test split and on each (corruption, severity).
 
@@ -155,6 +159,12 @@ def evaluate(
             checkpoint's weights, the videos, the data config and the corruption source and
             seed; a later call with the same inputs reads them instead of running the model,
             so an interrupted evaluation continues where it stopped.
+        preset: on the fly, a benchmark preset (``"imagenet_c"``, ``"mini_kinetics_c"``,
+            ``"ucf101_p"``): its corruptions (the default for ``corruptions``, which may only
+            name corruptions of it) with the options that give the published constants. On
+            disk, the copies hold their options: the preset only picks the corruptions.
+        options: on the fly, corruption options given to every corruption that accepts one
+            (e.g. ``{"temporal": "iid"}``), on top of the preset's.
 
     Example:
         >>> ev = evaluate(["runs/dense", "runs/rigl"], "data/ucf101",
@@ -169,11 +179,20 @@ def evaluate(
     if not loaded:
         raise ValueError("evaluate: no checkpoints given")
     data_cfg = shared_data_config(loaded, data_root)
+    per_corruption: dict[str, dict[str, Any]] = {}
+    if preset is not None or options:
+        if corrupted is not None and options:
+            raise ValueError("evaluate: options apply to on-the-fly corruption; the copies under "
+                             f"{corrupted} were written with theirs (see its manifest.json)")
+        names, per_corruption = resolve_corruptions(corruptions, options, preset)
+        corruptions = names
+        per_corruption = {n: o for n, o in per_corruption.items() if o}
     if corrupted is None:
         conditions = on_the_fly_conditions(corruptions, severities)
     else:
         conditions = on_disk_conditions(corrupted, corruptions, severities)
         seed = read_manifest(corrupted).get("settings", {}).get("seed")
+        per_corruption = {}
 
     # The first process on each machine indexes the videos and writes the cache the others read.
     with accelerator.local_main_process_first() if accelerator is not None else contextlib.nullcontext():
@@ -188,7 +207,8 @@ def evaluate(
         if condition.is_clean:
             return Subset(clean, keep)
         if corrupted is None:
-            return Subset(clean.with_corruption(Corruption(*condition, seed=seed)), keep)
+            return Subset(clean.with_corruption(Corruption(
+                *condition, seed=seed, options=per_corruption.get(condition.corruption, {}))), keep)
         return on_disk_subset(corrupted, condition, data_cfg, transform, videos)
 
     models = [c.model.to(device).eval() for c in loaded]
@@ -196,7 +216,8 @@ def evaluate(
         "videos": videos, "data": {k: data_cfg.get(k) for k in EVAL_DATA_KEYS},
         "corrupted": None if corrupted is None else str(Path(corrupted).resolve()),
         "manifest": read_manifest(corrupted).get("settings") if corrupted is not None else None,
-        "seed": seed}, [weights_fingerprint(c.model) for c in loaded],
+        "seed": seed, **({"options": per_corruption} if per_corruption else {})},
+        [weights_fingerprint(c.model) for c in loaded],
         write=accelerator is None or accelerator.is_main_process)
     predictions = predict_conditions(models, conditions, dataset_for, labels, batch_size,
                                      num_workers, device, progress, accelerator, cache)
@@ -204,6 +225,7 @@ def evaluate(
         checkpoints=[str(c.path) for c in loaded], configs=[c.config for c in loaded],
         data_root=str(data_root), corrupted=None if corrupted is None else str(corrupted),
         seed=seed, videos=videos, labels=labels, conditions=conditions, predictions=predictions,
+        options=per_corruption,
     )
 
 

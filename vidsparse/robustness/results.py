@@ -96,7 +96,8 @@ def results_from_evaluation(evaluation: Any, baseline: str | int | None = None,
             videos=list(evaluation.videos),
         ),
         seed=evaluation.seed,
-        corruptions={name: CorruptionInfo(kind=kinds.get(name), severities=sev)
+        corruptions={name: CorruptionInfo(kind=kinds.get(name), severities=sev,
+                                          options=dict(evaluation.options.get(name, {})))
                      for name, sev in severities.items()},
         families={n: metrics.corruption_family(n, kinds.get(n)) for n in names},
         frequency_order=metrics.frequency_order(names),

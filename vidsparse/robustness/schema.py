@@ -88,10 +88,13 @@ class DatasetInfo:
 
 @dataclass(kw_only=True)
 class CorruptionInfo:
-    """One corruption of the evaluation: its registry kind and the severities run."""
+    """One corruption of the evaluation: its registry kind, the severities run and the options
+    it was corrupted with on the fly (a preset's, or the user's; empty: the defaults, or the
+    copies on disk, whose manifest records theirs)."""
 
     kind: str | None                # "spatial", "temporal", "codec"; None if unregistered
     severities: list[int]
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
