@@ -22,7 +22,7 @@ def test_unknown_option_lists_accepted_ones(clip):
     with pytest.raises(TypeError, match="temporl.*accepts: temporal, constants"):
         corrupt(clip, "gaussian_noise", temporl="iid")
     with pytest.raises(TypeError, match="accepts: no options"):
-        corrupt(clip, "freeze", temporal="iid")
+        corrupt(clip, "jumble", temporal="iid")
 
 
 @pytest.mark.parametrize("name,option", [("fog", "temporal"), ("motion_blur", "temporal"),
