@@ -86,3 +86,11 @@ def test_sweep_checks_its_preset_before_training():
     good = sweep_config("corrupt.preset=ucf101_p", "corrupt.corruptions=null")
     assert good.returncode == 0, good.stderr
     assert "preset: ucf101_p" in good.stdout
+
+
+def test_manifest_records_the_encoder_of_yis_frame_rate_reencode():
+    from vidsparse.corruptions.generate import parameters
+
+    assert "encoder" not in parameters("frame_rate", [1], {})
+    encoder = parameters("frame_rate", [1, 5], {"codec": "h265"})["encoder"]
+    assert encoder["encoder"] == "libx265" and encoder["crf"] == 28  # x265's default CRF, as Yi's ffmpeg call

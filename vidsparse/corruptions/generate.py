@@ -427,6 +427,11 @@ def parameters(name: str, severities: Sequence[int], options: Mapping[str, Any])
         from vidsparse.corruptions.codec import encoder_settings
 
         out["encoder"] = {str(s): encoder_settings(name, s, **options) for s in severities}
+    elif name == "frame_rate" and options.get("codec") == "h265":  # Yi's re-encode after re-timing
+        from vidsparse.corruptions.codec import H265
+        from vidsparse.corruptions.temporal import FRAME_RATE_H265_CRF
+
+        out["encoder"] = {**H265.settings(), "rate_control": "crf", "crf": FRAME_RATE_H265_CRF}
     return out
 
 
