@@ -1,15 +1,21 @@
 """Torch/numpy primitives shared by the corruptions: float conversion, patterns, filters, fractals.
 
-Everything works on a whole clip at once, as a float32 ``T x H x W x C`` tensor in [0, 1]
-(the value range ImageNet-C computes in). Random numbers always come from the caller's
-``numpy.random.Generator`` so that a seed gives the same clip on any machine.
+Everything works on a batch of clips at once, as a float ``B x T x H x W x C`` tensor in
+[0, 1] (the value range ImageNet-C computes in), on the device the clips are on. Random
+numbers always come from the callers' ``numpy.random.Generator`` objects (one per clip), so
+that a seed gives the same clip on any machine and any device: patterns are drawn on the
+host, copied to the device once per call and used there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
-from typing import Sequence
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -55,21 +61,42 @@ def severity_table(constants: str, imagenet_c: Sequence, vidsparse: Sequence | N
     return vidsparse
 
 
-# The source frames the clip being corrupted holds (their indices in the whole video), or None
-# for a whole video. Set by ``registry.corrupt(..., frames=...)`` for the duration of one call,
-# so that the corruption functions keep their ``(video, severity, rng, **options)`` signature
-# and their options stay the user's.
+# The source frames of the clips being corrupted (their indices in the whole videos): a
+# ``B x T`` integer array for the ``B`` clips of one call, or None for whole videos. Set by
+# ``registry.corrupt(..., frames=...)`` for the duration of one call, so that the corruption
+# functions keep their ``(video, severity, rngs, **options)`` signature and their options stay
+# the user's.
 CLIP_FRAMES: contextvars.ContextVar[np.ndarray | None] = contextvars.ContextVar("clip_frames", default=None)
 
+# The float type the corruptions compute in: float32, the reference. The tests compute in
+# float64 as well (``computing_in``) to bound how far another float32 implementation of the
+# same operations (a GPU's kernels) can move the output bytes.
+COMPUTE_DTYPE: contextvars.ContextVar[torch.dtype] = contextvars.ContextVar("compute_dtype", default=torch.float32)
 
-def clip_frames(num_frames: int) -> np.ndarray:
-    """The source index of each of the ``num_frames`` frames being corrupted (see :data:`CLIP_FRAMES`)."""
+
+def float_dtype() -> torch.dtype:
+    """The float type corruptions compute in (see :data:`COMPUTE_DTYPE`)."""
+    return COMPUTE_DTYPE.get()
+
+
+@contextlib.contextmanager
+def computing_in(dtype: torch.dtype) -> Iterator[None]:
+    """Compute the corruptions called inside the block in ``dtype`` (float32 or float64)."""
+    token = COMPUTE_DTYPE.set(dtype)
+    try:
+        yield
+    finally:
+        COMPUTE_DTYPE.reset(token)
+
+
+def clip_frames(clip: int, num_frames: int) -> np.ndarray:
+    """The source index of each of the ``num_frames`` frames of clip ``clip`` (see :data:`CLIP_FRAMES`)."""
     frames = CLIP_FRAMES.get()
     if frames is None:
         return np.arange(num_frames)
-    if len(frames) != num_frames:
-        raise ValueError(f"frames= names {len(frames)} source frames but the clip has {num_frames}")
-    return frames
+    if frames.shape[-1] != num_frames:
+        raise ValueError(f"frames= names {frames.shape[-1]} source frames but the clip has {num_frames}")
+    return frames[clip]
 
 
 def keyed_rng(key: int, *index: int) -> np.random.Generator:
@@ -77,65 +104,198 @@ def keyed_rng(key: int, *index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(key, spawn_key=tuple(int(i) for i in index)))
 
 
-def temporal_patterns(rng: np.random.Generator, temporal: str, num_frames: int, draw,
-                      blend: str = "variance") -> np.ndarray:
-    """``draw(rng, n)`` patterns (an ``n x ...`` array): 1 (static), ``T`` (iid) or ``T`` smooth.
+@dataclass(frozen=True)
+class PatternPlan:
+    """The patterns one clip draws, and in ``"smooth"`` mode how its frames blend them.
+
+    ``keys`` holds the index of each pattern in the family: ``()`` for the static pattern,
+    ``(t,)`` for frame ``t`` (iid) or keyframe ``t`` (smooth). ``smooth`` is None or, per frame,
+    the positions in ``keys`` of the keyframes before and after it and where it lies between
+    them (``s`` in [0, 1)).
+    """
+
+    family: int
+    keys: tuple[tuple[int, ...], ...]
+    smooth: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
+def pattern_plans(rngs: Sequence[np.random.Generator], temporal: str, num_frames: int) -> list[PatternPlan]:
+    """Which patterns each clip draws in mode ``temporal``: 1 (static), ``T`` (iid) or keyframes (smooth).
 
     In ``"smooth"`` mode keyframes are drawn every :data:`SMOOTH_PERIOD` frames and frame ``t``
-    blends the two around it, at ``s = t / period - k``: ``blend="variance"`` weighs them
-    ``cos(pi s / 2)`` and ``sin(pi s / 2)``, which keeps the variance of zero-mean noise (a linear
-    blend would halve it between keyframes, so noise would pulse); ``"linear"`` weighs them
-    ``1 - s`` and ``s`` (for maps and angles, which must stay in range).
+    blends the two around it, at ``s = t / period - k`` (see :func:`blend_weights`).
 
-    Patterns are addressable by frame: the call takes one number from ``rng`` (the family's
-    key), and the pattern of source frame ``t`` (iid) or keyframe ``k`` (smooth) is drawn from
-    its own generator keyed on (family, ``t`` or ``k``), the static one from (family). So the
-    frames of a clip (:data:`CLIP_FRAMES`) get exactly the patterns they get in the whole video,
-    without drawing the others.
+    Patterns are addressable by frame: the call takes one number from each clip's generator
+    (the family's key), and the pattern of source frame ``t`` (iid) or keyframe ``k`` (smooth)
+    is drawn from its own generator keyed on (family, ``t`` or ``k``), the static one from
+    (family). So the frames of a clip (:data:`CLIP_FRAMES`) get exactly the patterns they get
+    in the whole video, without drawing the others.
     """
     check_choice("temporal", temporal, TEMPORAL_MODES)
-    family = int(rng.integers(2**63))  # one draw whatever the frames: later draws stay aligned
-
-    def draw_at(indices) -> np.ndarray:
-        return np.concatenate([draw(keyed_rng(family, i), 1) for i in indices])
-
-    if temporal == "static":
-        return draw(keyed_rng(family), 1)
-    frames = clip_frames(num_frames)
-    if temporal == "iid":
-        return draw_at(frames)
-    position = frames / SMOOTH_PERIOD
-    key = np.floor(position).astype(int)
-    s = position - key
-    needed = np.unique(np.concatenate([key, key + 1]))
-    keys = draw_at(needed)
-    first, second = np.searchsorted(needed, key), np.searchsorted(needed, key + 1)
-    a, b = (np.cos(np.pi * s / 2), np.sin(np.pi * s / 2)) if blend == "variance" else (1 - s, s)
-    shape = (len(frames),) + (1,) * (keys.ndim - 1)
-    return (a.reshape(shape) * keys[first] + b.reshape(shape) * keys[second]).astype(keys.dtype)
+    plans = []
+    for clip, rng in enumerate(rngs):
+        family = int(rng.integers(2**63))  # one draw whatever the frames: later draws stay aligned
+        if temporal == "static":
+            plans.append(PatternPlan(family, ((),)))
+            continue
+        frames = clip_frames(clip, num_frames)
+        if temporal == "iid":
+            plans.append(PatternPlan(family, tuple((int(t),) for t in frames)))
+            continue
+        position = frames / SMOOTH_PERIOD
+        key = np.floor(position).astype(int)
+        needed = np.unique(np.concatenate([key, key + 1]))
+        smooth = (np.searchsorted(needed, key), np.searchsorted(needed, key + 1), position - key)
+        plans.append(PatternPlan(family, tuple((int(k),) for k in needed), smooth))
+    return plans
 
 
-def uniform_patterns(rng: np.random.Generator, temporal: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Uniform [0, 1) fields, ``N x shape[1:]`` (``shape[0]`` is ``T``), for the temporal mode.
+def blend_weights(s: np.ndarray, blend: str) -> tuple[np.ndarray, np.ndarray]:
+    """The weights of the keyframes before and after a frame at ``s`` between them.
+
+    ``"variance"``: ``cos(pi s / 2)`` and ``sin(pi s / 2)``, which keeps the variance of
+    zero-mean noise (a linear blend would halve it between keyframes, so noise would pulse);
+    ``"linear"``: ``1 - s`` and ``s`` (for maps and angles, which must stay in range).
+    """
+    check_choice("blend", blend, ("variance", "linear"))
+    return (np.cos(np.pi * s / 2), np.sin(np.pi * s / 2)) if blend == "variance" else (1 - s, s)
+
+
+def _draw(plan: PatternPlan, draw: Callable) -> np.ndarray:
+    return np.concatenate([draw(keyed_rng(plan.family, *key), 1) for key in plan.keys])
+
+
+def host_patterns(plans: Sequence[PatternPlan], draw: Callable, blend: str = "variance") -> np.ndarray:
+    """``B x N x ...`` numpy patterns, ``draw(rng, 1)`` each, blended on the host.
+
+    For small patterns the host needs (angles, affine points): field-sized ones go through
+    :func:`device_patterns`. In smooth mode a frame's pattern is the float64 blend of its
+    keyframes, cast back to their dtype.
+    """
+    out = []
+    for plan in plans:
+        keys = _draw(plan, draw)
+        if plan.smooth is not None:
+            first, second, s = plan.smooth
+            a, b = blend_weights(s, blend)
+            shape = (len(first),) + (1,) * (keys.ndim - 1)
+            keys = (a.reshape(shape) * keys[first] + b.reshape(shape) * keys[second]).astype(keys.dtype)
+        out.append(keys)
+    return np.stack(out)
+
+
+def temporal_patterns(rngs: Sequence[np.random.Generator], temporal: str, num_frames: int, draw: Callable,
+                      blend: str = "variance") -> np.ndarray:
+    """``B x N x ...`` host patterns (:func:`host_patterns`) for mode ``temporal``."""
+    return host_patterns(pattern_plans(rngs, temporal, num_frames), draw, blend)
+
+
+def device_patterns(plans: Sequence[PatternPlan], draw: Callable, like: torch.Tensor, blend: str = "variance",
+                    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """``B x N x ...`` patterns on ``like``'s device: drawn on the host, copied once, blended there.
+
+    Every distinct pattern of the clips (``draw(rng, 1)`` each, keyed as in
+    :func:`pattern_plans`) is drawn once — views of one video share its seed, so its
+    patterns — on several host threads for a device (:func:`draw_all`), and all go to the
+    device in one copy; ``prepare`` (e.g. a blur) then runs on them at once, and in smooth
+    mode each frame blends its two keyframes there. The blend is the float64 one of
+    :func:`host_patterns`, so the float32 result is the same bytes on every device.
+    """
+    slots: dict[tuple[int, tuple[int, ...]], int] = {}
+    positions = [np.array([slots.setdefault((plan.family, key), len(slots)) for key in plan.keys]) for plan in plans]
+    drawn = np.concatenate(draw_all([lambda f=family, k=key: draw(keyed_rng(f, *k), 1) for family, key in slots],
+                                    like))
+    smooth = plans[0].smooth is not None  # every clip of a call has the same mode
+    dtype = float_dtype()
+    # Float32 unless the values must stay exact: smooth keyframes (the blend rounds once, at the
+    # end) and float64 computation.
+    exact = smooth or dtype == torch.float64
+    keys = to_device(drawn.astype(np.promote_types(drawn.dtype, np.float32) if exact else np.float32, copy=False),
+                     like)
+    if prepare is not None:
+        keys = prepare(keys.to(dtype))
+    if not smooth:
+        keys = keys.to(dtype)
+        if len(slots) == sum(len(p) for p in positions):  # no pattern shared: already in order
+            return keys.unflatten(0, (len(plans), -1))
+        return keys[to_device(np.stack(positions), like)]
+    index = to_device(np.stack([[clip[plan.smooth[j]] for plan, clip in zip(plans, positions)] for j in (0, 1)]), like)
+    a, b = blend_weights(np.stack([plan.smooth[2] for plan in plans]), blend)
+    weights = to_device(np.stack([a, b]).reshape(2, *a.shape, *[1] * (keys.dim() - 1)), like)
+    keys = keys.to(torch.float64)
+    return (weights[0] * keys[index[0]] + weights[1] * keys[index[1]]).to(dtype)
+
+
+# Host threads that draw the patterns of a batch on a device at once: numpy fills an array
+# without holding the GIL, and on a GPU these draws are what bounds the noise corruptions. On
+# the CPU the patterns are drawn one after the other, as in a data loader worker (one thread).
+DRAW_THREADS = 8
+_draw_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
+
+
+def draw_all(jobs: Sequence[Callable[[], np.ndarray]], like: torch.Tensor) -> list[np.ndarray]:
+    """Every job's array, in order: on up to :data:`DRAW_THREADS` threads for a batch on a device."""
+    global _draw_pool
+    threads = 1 if like.device.type == "cpu" else min(len(jobs), DRAW_THREADS, torch.get_num_threads())
+    if threads <= 1:
+        return [job() for job in jobs]
+    if _draw_pool is None or _draw_pool[0] != os.getpid():  # a forked child has the pool but not its threads
+        _draw_pool = (os.getpid(), ThreadPoolExecutor(DRAW_THREADS, thread_name_prefix="vidsparse-draw"))
+    shares = _draw_pool[1].map(lambda first: [job() for job in jobs[first::threads]], range(threads))
+    out: list[np.ndarray] = [None] * len(jobs)
+    for first, arrays in enumerate(shares):  # share i holds jobs i, i + threads, ...
+        out[first::threads] = arrays
+    return out
+
+
+def normal_fields(rngs: Sequence[np.random.Generator], temporal: str, shape: tuple[int, ...],
+                  like: torch.Tensor) -> torch.Tensor:
+    """Standard normal fields ``B x N x shape[1:]`` on ``like``'s device (``shape[0]`` is ``T``)."""
+    return device_patterns(pattern_plans(rngs, temporal, shape[0]),
+                           lambda r, n: r.standard_normal((n,) + tuple(shape[1:]), dtype=np.float32), like)
+
+
+def uniform_fields(rngs: Sequence[np.random.Generator], temporal: str, shape: tuple[int, ...],
+                   like: torch.Tensor) -> torch.Tensor:
+    """Uniform [0, 1) fields ``B x N x shape[1:]`` on ``like``'s device (``shape[0]`` is ``T``).
 
     Smooth uniforms are smoothly blended Gaussians pushed through the normal CDF.
     """
+    plans = pattern_plans(rngs, temporal, shape[0])
     if temporal != "smooth":
-        return temporal_patterns(rng, temporal, shape[0],
-                                 lambda r, n: r.random((n,) + shape[1:], dtype=np.float32))
-    normal = temporal_patterns(rng, temporal, shape[0],
-                               lambda r, n: r.standard_normal((n,) + shape[1:], dtype=np.float32))
-    return torch.special.ndtr(torch.from_numpy(normal)).numpy().clip(0, np.nextafter(1, 0, dtype=np.float32))
+        return device_patterns(plans, lambda r, n: r.random((n,) + tuple(shape[1:]), dtype=np.float32), like)
+    normal = device_patterns(plans, lambda r, n: r.standard_normal((n,) + tuple(shape[1:]), dtype=np.float32), like)
+    below_one = 1.0 - torch.finfo(normal.dtype).eps / 2  # the largest float below 1
+    return torch.special.ndtr(normal).clamp_(0, below_one)
 
 
-def normal_patterns(rng: np.random.Generator, temporal: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Standard normal float32 fields ``N x shape[1:]`` (``shape[0]`` is ``T``)."""
-    return temporal_patterns(rng, temporal, shape[0],
-                             lambda r, n: r.standard_normal((n,) + shape[1:], dtype=np.float32))
+# Device types whose copies from the host go through pinned memory, so that they need not wait
+# for the device (a copy from pageable memory makes the host wait on CUDA).
+PINNED_COPIES = ("cuda",)
+
+
+def to_device(array: np.ndarray | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``array`` (numpy, or a tensor) on ``like``'s device, without waiting for the device.
+
+    On a CUDA device the copy goes through pinned memory (``non_blocking``), so the host can
+    draw the next patterns while the device works: no per-call synchronisation. On the CPU
+    the result may share ``array``'s memory.
+    """
+    tensor = array if isinstance(array, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(array))
+    if tensor.device == like.device:
+        return tensor
+    if like.device.type in PINNED_COPIES and tensor.device.type == "cpu":
+        tensor = tensor.pin_memory()
+    return tensor.to(like.device, non_blocking=True)
+
+
+def constant(values, like: torch.Tensor) -> torch.Tensor:
+    """Small constants (a colour, weights) as a :func:`float_dtype` tensor on ``like``'s device."""
+    return to_device(np.asarray(values, dtype=np.float64 if float_dtype() == torch.float64 else np.float32), like)
 
 
 def to_float(video: torch.Tensor) -> torch.Tensor:
-    return video.to(torch.float32).div_(255.0)
+    return video.to(float_dtype()).div_(255.0)
 
 
 def to_uint8_(x: torch.Tensor) -> torch.Tensor:
@@ -150,8 +310,13 @@ def to_uint8_(x: torch.Tensor) -> torch.Tensor:
 
 
 def from_numpy(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    """A float32 tensor on ``like``'s device (patterns are drawn with numpy for reproducibility)."""
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(like.device)
+    """A float tensor (:func:`float_dtype`) on ``like``'s device (see :func:`to_device`)."""
+    return to_device(np.asarray(array, dtype=np.float32), like).to(float_dtype())
+
+
+def frames_of(x: torch.Tensor) -> torch.Tensor:
+    """``B x T x ...`` as ``(B T) x ...``: the frames of every clip, for per-frame work."""
+    return x.flatten(0, 1)
 
 
 def reference_scale(height: int, width: int) -> float:
@@ -180,7 +345,13 @@ DIRECT_MAX_RADIUS = 16
 
 
 def frame_chunks(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """``x`` (T x ...) split into chunks of frames of about :data:`CHUNK_ELEMENTS` values."""
+    """``x`` (T x ...) split into chunks of frames of about :data:`CHUNK_ELEMENTS` values.
+
+    On the CPU only: the chunks are for its caches, and a GPU is faster with every frame in
+    one launch. The filters work frame by frame, so chunks do not change a value.
+    """
+    if x.device.type != "cpu":
+        return (x,)
     return x.split(max(1, CHUNK_ELEMENTS // max(1, x[0].numel())))
 
 
@@ -212,9 +383,9 @@ def filter_valid(x: torch.Tensor, taps: Sequence[float], dim: int) -> torch.Tens
     # reads x[i:i + len(taps)], so the valid part never wraps and the transform's zero padding
     # (to a length with small prime factors, fast for the FFT) is never read.
     size = fft_size(x.shape[dim])
-    kernel = torch.zeros(size, dtype=x.dtype, device=x.device)
-    kernel[:len(taps)] = torch.tensor(taps[::-1], dtype=x.dtype)
-    spectrum = torch.fft.rfft(kernel.roll(-radius)).view(-1, *[1] * (x.dim() - 1 - dim))
+    kernel = np.zeros(size, dtype=np.float32 if x.dtype == torch.float32 else np.float64)
+    kernel[:len(taps)] = taps[::-1]
+    spectrum = torch.fft.rfft(to_device(np.roll(kernel, -radius), x)).view(-1, *[1] * (x.dim() - 1 - dim))
     filtered = torch.fft.irfft(torch.fft.rfft(x, n=size, dim=dim) * spectrum, n=size, dim=dim)
     return filtered.narrow(dim, radius, n)
 
@@ -262,13 +433,13 @@ def shift_and_add(x: torch.Tensor, offsets: Sequence[tuple[int, int]], weights: 
     """``sum_i w_i * x[y - dy_i, x - dx_i]`` with edge replication: a sparse 2D filter.
 
     Cheaper than a dense 2D filter for a line kernel (a motion-blur streak has ``2r + 1`` taps
-    in a ``(2r + 1)^2`` box). A boolean ``x`` (a 0/1 layer) gives float32 sums, one pass per
+    in a ``(2r + 1)^2`` box). A boolean ``x`` (a 0/1 layer) gives float sums, one pass per
     tap: each product is 0 or exactly ``w_i``, so adding ``w_i`` where ``x`` is set gives the
     same sums as multiplying first.
     """
     t, h, w, c = x.shape
     binary = x.dtype == torch.bool
-    x = x.to(torch.float32) if binary else x  # (adding a bool tensor takes a slow casting path)
+    x = x.to(float_dtype()) if binary else x  # (adding a bool tensor takes a slow casting path)
     pad = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
     padded = replicate_pad(replicate_pad(x, 1, pad, pad), 2, pad, pad)
     out = term = None
@@ -311,7 +482,7 @@ def zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
     bilinear ``grid_sample`` over the clip.
     """
     planes = x.permute(0, 3, 1, 2)
-    theta = torch.tensor([[1 / factor, 0, 0], [0, 1 / factor, 0]], dtype=x.dtype, device=x.device)
+    theta = constant([[1 / factor, 0, 0], [0, 1 / factor, 0]], x)
     grid = F.affine_grid(theta.expand(len(planes), 2, 3), list(planes.shape), align_corners=False)
     return F.grid_sample(planes, grid, mode="bilinear", padding_mode="border",
                          align_corners=False).permute(0, 2, 3, 1)

@@ -2,14 +2,14 @@
 
 Severity constants are ImageNet-C's (Hendrycks & Dietterich 2019, reference code
 ``hendrycks/robustness`` ``imagenet_c/corruptions.py``); pixel sizes are defined at 224 x 224
-and scaled by ``min(H, W) / 224`` (see ``_ops.REFERENCE_SIDE``). Whole-clip float32 torch code.
+and scaled by ``min(H, W) / 224`` (see ``_ops.REFERENCE_SIDE``). Float32 torch code on a batch
+of clips, on their device.
 With ``constants="vidsparse"`` (the default) zoom blur, glass blur and elastic transform use the
 adjusted tables below, whose pixel error grows with severity; ``"imagenet_c"`` the published ones.
 """
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -50,30 +50,30 @@ ELASTIC_MONOTONE = ((244 * 0.024, 244 * 0.01, 244 * 0.004), (244 * 0.048, 244 * 
                     (244 * 0.12, 244 * 0.01, 244 * 0.02))
 
 
-@register_corruption("gaussian_blur", kind="spatial", frame_local=True)
-def gaussian_blur(video, severity, rng, *, constants="vidsparse"):
+@register_corruption("gaussian_blur", kind="spatial", frame_local=True, batched=True)
+def gaussian_blur(video, severity, rngs, *, constants="vidsparse"):
     """Gaussian blur with sigma ``(1, 2, 3, 4, 6)`` pixels at 224, edges replicated."""
-    sigma = _ops.severity_table(constants, GAUSSIAN_BLUR_SIGMA)[severity - 1] * _ops.reference_scale(*video.shape[1:3])
-    return _ops.to_uint8_(_ops.gaussian_blur(_ops.to_float(video), sigma))
+    sigma = _ops.severity_table(constants, GAUSSIAN_BLUR_SIGMA)[severity - 1] * _ops.reference_scale(*video.shape[2:4])
+    return _ops.to_uint8_(_ops.gaussian_blur(_ops.frames_of(_ops.to_float(video)), sigma)).view(video.shape)
 
 
-@register_corruption("zoom_blur", kind="spatial", frame_local=True)
-def zoom_blur(video, severity, rng, *, constants="vidsparse"):
+@register_corruption("zoom_blur", kind="spatial", frame_local=True, batched=True)
+def zoom_blur(video, severity, rngs, *, constants="vidsparse"):
     """The mean of the frame and its centre zooms by ImageNet-C's factors (a ratio: not rescaled).
 
     The factors start at 1, so the frame counts twice, as in ImageNet-C.
     """
     stop, step = _ops.severity_table(constants, ZOOM_BLUR_RANGES, ZOOM_BLUR_RANGES_MONOTONE)[severity - 1]
     factors = np.arange(1, stop, step)
-    x = _ops.to_float(video)
+    x = _ops.frames_of(_ops.to_float(video))
     out = x.clone()
     for factor in factors:
         out += _ops.zoom(x, float(factor))
-    return _ops.to_uint8_(out / (len(factors) + 1))
+    return _ops.to_uint8_(out / (len(factors) + 1)).view(video.shape)
 
 
-@register_corruption("glass_blur", kind="spatial", frame_local=True)
-def glass_blur(video, severity, rng, *, temporal="static", constants="vidsparse"):
+@register_corruption("glass_blur", kind="spatial", frame_local=True, batched=True)
+def glass_blur(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """Blur, shuffle pixels locally, blur again (ImageNet-C's glass blur), vectorised.
 
     ImageNet-C walks every pixel in a Python loop and swaps it with a random neighbour up to
@@ -90,27 +90,29 @@ def glass_blur(video, severity, rng, *, temporal="static", constants="vidsparse"
     linearly, so pixels drift. As in ImageNet-C the frame is quantised to uint8 after the first
     blur.
     """
-    t, h, w, _ = video.shape
+    clips, t, h, w, _ = video.shape
     sigma, delta, iterations = _ops.severity_table(constants, GLASS_BLUR, GLASS_BLUR_MONOTONE)[severity - 1]
     scale = _ops.reference_scale(h, w)
-    fields = _ops.temporal_patterns(
-        rng, temporal, t, lambda r, n: r.integers(-delta, delta, size=(n, iterations, 2, h, w)).astype(np.float32),
-        blend="linear")
-    offsets = torch.from_numpy(fields).to(video.device) * scale
-    src_y = torch.arange(h, dtype=torch.float32, device=video.device)[:, None].expand(len(offsets), h, w)
-    src_x = torch.arange(w, dtype=torch.float32, device=video.device)[None, :].expand(len(offsets), h, w)
+    offsets = _ops.device_patterns(
+        _ops.pattern_plans(rngs, temporal, t),
+        lambda r, n: r.integers(-delta, delta, size=(n, iterations, 2, h, w)).astype(np.float32),
+        video, blend="linear") * scale  # B x N x iterations x 2 x H x W
+    shape = offsets.shape[:2] + (h, w)
+    src_y = torch.arange(h, dtype=offsets.dtype, device=video.device)[:, None].expand(shape)
+    src_x = torch.arange(w, dtype=offsets.dtype, device=video.device)[None, :].expand(shape)
     for i in range(iterations):  # compose: the value at p comes from p + d_1 + ... (clamped)
-        src_y = (src_y + offsets[:, i, 0]).clamp(0, h - 1)
-        src_x = (src_x + offsets[:, i, 1]).clamp(0, w - 1)
-    x = _ops.to_uint8_(_ops.gaussian_blur(_ops.to_float(video), sigma * scale))
+        src_y = (src_y + offsets[:, :, i, 0]).clamp(0, h - 1)
+        src_x = (src_x + offsets[:, :, i, 1]).clamp(0, w - 1)
+    x = _ops.to_uint8_(_ops.gaussian_blur(_ops.frames_of(_ops.to_float(video)), sigma * scale))
     grid = torch.stack([2 * src_x / max(w - 1, 1) - 1, 2 * src_y / max(h - 1, 1) - 1], dim=-1)
-    shuffled = F.grid_sample(_ops.to_float(x).permute(0, 3, 1, 2), grid.expand(t, h, w, 2), mode="bilinear",
+    grid = _ops.frames_of(grid.expand(clips, t, h, w, 2))
+    shuffled = F.grid_sample(_ops.to_float(x).permute(0, 3, 1, 2), grid, mode="bilinear",
                              padding_mode="border", align_corners=True).permute(0, 2, 3, 1)
-    return _ops.to_uint8_(_ops.gaussian_blur(shuffled, sigma * scale))
+    return _ops.to_uint8_(_ops.gaussian_blur(shuffled, sigma * scale)).view(video.shape)
 
 
-@register_corruption("elastic_transform", kind="spatial", frame_local=True)
-def elastic_transform(video, severity, rng, *, temporal="static", constants="vidsparse"):
+@register_corruption("elastic_transform", kind="spatial", frame_local=True, batched=True)
+def elastic_transform(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """A random affine warp plus a smooth random displacement field (ImageNet-C), by grid_sample.
 
     Three points around the centre (a third of the short side away) are jittered by up to the
@@ -120,36 +122,38 @@ def elastic_transform(video, severity, rng, *, temporal="static", constants="vid
     larger amplitude, which would make the displacement the same number of pixels (a larger
     fraction of the frame) on a small frame. Everything is drawn once per clip
     (``"static"``), per frame (``"iid"``) or at keyframes and blended linearly (``"smooth"``:
-    the warp wobbles slowly). Borders reflect, as ImageNet-C's.
+    the warp wobbles slowly). Borders reflect, as ImageNet-C's. The noise is blurred on the
+    clips' device; the three points stay on the host, which solves for the affine maps.
     """
-    t, h, w, _ = video.shape
+    clips, t, h, w, _ = video.shape
     scale = _ops.reference_scale(h, w)
     alpha, sigma, jitter = (v * scale for v in _ops.severity_table(constants, ELASTIC, ELASTIC_MONOTONE)[severity - 1])
+    plans = _ops.pattern_plans(rngs, temporal, t)
 
-    def draw(r, n):
-        pts = r.uniform(-jitter, jitter, size=(n, 3, 2))
-        noise = (r.uniform(-1, 1, size=(n, h, w, 2)) * scale).astype(np.float32)  # scaled: see above
-        field = _ops.gaussian_blur(torch.from_numpy(noise), sigma, truncate=3.0).numpy() * alpha
-        return np.concatenate([field.reshape(n, -1), pts.reshape(n, -1)], axis=1)
+    def draw_points(r, n):
+        return r.uniform(-jitter, jitter, size=(n, 3, 2))
 
-    params = _ops.temporal_patterns(rng, temporal, t, draw, blend="linear")
-    field = torch.from_numpy(params[:, :h * w * 2].reshape(-1, h, w, 2)).to(video.device, torch.float32)
-    jit = params[:, h * w * 2:].reshape(-1, 3, 2)
+    def draw_noise(r, n):
+        draw_points(r, n)  # each pattern's generator draws its points first (draw_points), then the noise
+        return (r.uniform(-1, 1, size=(n, h, w, 2)) * scale).astype(np.float32)  # scaled: see above
+
+    jit = _ops.host_patterns(plans, draw_points, blend="linear")  # B x N x 3 x 2
+    field = _ops.device_patterns(plans, draw_noise, video, blend="linear",
+                                 prepare=lambda noise: _ops.gaussian_blur(noise, sigma, truncate=3.0) * alpha)
     centre, side = np.array([w // 2, h // 2], float), min(h, w) // 3
     src = np.stack([centre + side, centre + [side, -side], centre - side])  # (x, y) points
-    rows = []
-    for j in jit:  # the affine map sending the jittered points back: out(p) = in(A p + b)
-        dst = src + j
-        a = np.linalg.solve(np.c_[dst, np.ones(3)], np.c_[src, np.ones(3)])[:, :2].T  # 2 x 3
-        rows.append(a)
-    affine = torch.from_numpy(np.stack(rows)).to(video.device, torch.float32)
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=video.device),
-                            torch.arange(w, dtype=torch.float32, device=video.device), indexing="ij")
+    # The affine map sending the jittered points back: out(p) = in(A p + b), 2 x 3 per pattern.
+    affine = np.stack([[np.linalg.solve(np.c_[src + j, np.ones(3)], np.c_[src, np.ones(3)])[:, :2].T
+                        for j in clip_jit] for clip_jit in jit])
+    affine = _ops.from_numpy(affine, video)[..., None, None]  # B x N x 2 x 3 x 1 x 1
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=field.dtype, device=video.device),
+                            torch.arange(w, dtype=field.dtype, device=video.device), indexing="ij")
     # Displace first (output pixel -> displaced point), then map through the inverse affine.
     px, py = xs + field[..., 0], ys + field[..., 1]
-    sx = affine[:, 0, 0, None, None] * px + affine[:, 0, 1, None, None] * py + affine[:, 0, 2, None, None]
-    sy = affine[:, 1, 0, None, None] * px + affine[:, 1, 1, None, None] * py + affine[:, 1, 2, None, None]
-    grid = torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], dim=-1).expand(t, h, w, 2)
-    planes = _ops.to_float(video).permute(0, 3, 1, 2)
+    sx = affine[:, :, 0, 0] * px + affine[:, :, 0, 1] * py + affine[:, :, 0, 2]
+    sy = affine[:, :, 1, 0] * px + affine[:, :, 1, 1] * py + affine[:, :, 1, 2]
+    grid = torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], dim=-1)
+    grid = _ops.frames_of(grid.expand(clips, t, h, w, 2))
+    planes = _ops.frames_of(_ops.to_float(video)).permute(0, 3, 1, 2)
     out = F.grid_sample(planes, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    return _ops.to_uint8_(out.permute(0, 2, 3, 1))
+    return _ops.to_uint8_(out.permute(0, 2, 3, 1)).unflatten(0, (clips, t))

@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 import torch
-from PIL import Image
 
 from vidsparse.corruptions import _ops
 from vidsparse.corruptions.registry import register_corruption
@@ -22,8 +21,8 @@ PIXELATE_FACTOR = (0.6, 0.5, 0.4, 0.3, 0.25)  # box-downsample to this fraction,
 JPEG_QUALITY = (25, 18, 15, 10, 7)  # PIL JPEG quality
 
 
-@register_corruption("saturate", kind="spatial", frame_local=True)
-def saturate(video, severity, rng, *, constants="vidsparse"):
+@register_corruption("saturate", kind="spatial", frame_local=True, batched=True)
+def saturate(video, severity, rngs, *, constants="vidsparse"):
     """Scales and shifts the HSV saturation (ImageNet-C), in closed form.
 
     With hue and value ``V = max`` fixed, each channel is ``V - (V - x) * S' / S``; a grey pixel
@@ -38,13 +37,13 @@ def saturate(video, severity, rng, *, constants="vidsparse"):
     sat = torch.where(value > 0, (value - x.amin(dim=-1, keepdim=True)) / value.clamp(min=1e-12), 0.0)
     new_sat = (sat * a + b).clamp(0, 1)
     coloured = value - (value - x) * new_sat / sat.clamp(min=1e-12)
-    red = torch.tensor([0.0, 1.0, 1.0], device=x.device)
+    red = _ops.constant([0.0, 1.0, 1.0], x)
     grey = value * (1 - new_sat * red)
     return _ops.to_uint8_(torch.where(sat > 0, coloured, grey))
 
 
-@register_corruption("pixelate", kind="spatial", frame_local=True)
-def pixelate(video, severity, rng, *, constants="vidsparse"):
+@register_corruption("pixelate", kind="spatial", frame_local=True, batched=True)
+def pixelate(video, severity, rngs, *, constants="vidsparse"):
     """Shrink to ``factor`` of the size and enlarge back, both with PIL's BOX filter (ImageNet-C).
 
     PIL's own arithmetic, so the result equals PIL's bit for bit: each resize is one pass per
@@ -55,26 +54,28 @@ def pixelate(video, severity, rng, *, constants="vidsparse"):
     went horizontal first, which differs only on frames over twice as tall as wide).
     Enlarging picks one input value per output, so it is a gather of bytes.
     """
-    t, h, w, _ = video.shape
+    _, _, h, w, _ = video.shape
     factor = _ops.severity_table(constants, PIXELATE_FACTOR)[severity - 1]
     small_h, small_w = max(1, int(h * factor)), max(1, int(w * factor))
+    frames = _ops.frames_of(video)
     if h - small_h > 2 * (w - small_w):
-        small = _box_shrink(_box_shrink(video, 1, small_h), 2, small_w)
+        small = _box_shrink(_box_shrink(frames, 1, small_h), 2, small_w)
     else:
-        small = _box_shrink(_box_shrink(video, 2, small_w), 1, small_h)
+        small = _box_shrink(_box_shrink(frames, 2, small_w), 1, small_h)
     starts_w, _ = _box_windows(small_w, w)
     starts_h, _ = _box_windows(small_h, h)
-    return _select(_select(small, 2, starts_w), 1, starts_h)
+    return _select(_select(small, 2, starts_w), 1, starts_h).view(video.shape)
 
 
 def _box_shrink(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
     """One pass of PIL's BOX resize of uint8 ``x`` along ``dim`` to ``size`` (smaller) values."""
     starts, counts = _box_windows(x.shape[dim], size)
     # Window sums from max(counts) gathers of the axis extended by a zero, which short windows
-    # read past their end.
+    # read past their end; every gather's indices go to the device in one copy.
     padded = torch.cat([x, torch.zeros_like(x.narrow(dim, 0, 1))], dim)
-    gathers = [_select(padded, dim, torch.where(m < counts, starts + m, x.shape[dim]))
-               for m in range(int(counts.max()))]
+    indices = _ops.to_device(torch.stack([torch.where(m < counts, starts + m, x.shape[dim])
+                                          for m in range(int(counts.max()))]), x)
+    gathers = [_select(padded, dim, index) for index in indices]
     total = gathers[0].to(torch.int32)
     for gathered in gathers[1:]:
         total += gathered
@@ -82,7 +83,7 @@ def _box_shrink(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
     # rounded half up. K * sum + 2^21 < 256 * 2^22 < 2^31 (for n below 16448), so the shifted
     # value is a byte as it stands.
     weight = (0.5 + (1.0 / counts.double()) * (1 << 22)).to(torch.int32)
-    total *= weight.to(x.device).view(-1, *[1] * (x.dim() - 1 - dim))
+    total *= _ops.to_device(weight, x).view(-1, *[1] * (x.dim() - 1 - dim))
     return total.add_(1 << 21).bitwise_right_shift_(22).to(torch.uint8)
 
 
@@ -92,7 +93,7 @@ def _select(x: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
     Along W as a gather from the flattened rows: 2-3 times faster than ``index_select``,
     which moves one ``C``-byte pixel at a time.
     """
-    index = index.to(x.device)
+    index = _ops.to_device(index, x)
     if dim == 1:
         return x.index_select(1, index)
     t, h, w, c = x.shape
@@ -122,15 +123,21 @@ def _box_windows(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(index[np.arange(n_out), inside.argmax(axis=1)]), torch.from_numpy(inside.sum(axis=1))
 
 
-@register_corruption("jpeg_compression", kind="spatial", frame_local=True)
-def jpeg_compression(video, severity, rng, *, constants="vidsparse"):
-    """Every frame through PIL's JPEG encoder at ImageNet-C's quality (a codec: frame by frame)."""
+@register_corruption("jpeg_compression", kind="spatial", frame_local=True, batched=True, cpu_only=True)
+def jpeg_compression(video, severity, rngs, *, constants="vidsparse"):
+    """Every frame through PIL's JPEG encoder at ImageNet-C's quality (a codec: frame by frame).
+
+    Runs on the CPU: PIL's encoder reads host memory, so a batch on another device is copied
+    to the host once, encoded frame by frame and copied back once.
+    """
+    from PIL import Image  # here: the other corruptions (and a GPU check) run without Pillow
+
     quality = _ops.severity_table(constants, JPEG_QUALITY)[severity - 1]
-    frames = video.cpu().numpy()
+    frames = _ops.frames_of(video).cpu().numpy()
     out = np.empty_like(frames)
     for i, frame in enumerate(frames):
         buffer = io.BytesIO()
         Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame).save(buffer, "JPEG", quality=quality)
         decoded = np.asarray(Image.open(buffer))
         out[i] = decoded.reshape(frame.shape)
-    return torch.from_numpy(out).to(video.device)
+    return _ops.to_device(out, video).view(video.shape)

@@ -3,14 +3,16 @@
 Severity constants are ImageNet-C's (Hendrycks & Dietterich 2019, "Benchmarking neural network
 robustness to common corruptions and perturbations"; the values of its reference code and of
 the ``imagecorruptions`` package), which Yi et al. 2021 reuse frame by frame for Mini
-Kinetics-C / Mini SSv2-C. The code is ours: float32 torch on the whole ``T x H x W x C`` clip.
+Kinetics-C / Mini SSv2-C. The code is ours: float32 torch on a whole batch of
+``B x T x H x W x C`` clips at once, on the clips' device (every function here is registered
+``batched``: it takes one numpy generator per clip, see ``registry.register_corruption``).
 
 A corruption with a random pattern (noise field, fog map, blur direction) takes
 ``temporal="static"`` (default: one pattern for the clip, so it stays put while the content
 moves, as a dirty lens or sensor would), ``temporal="iid"`` (a new pattern every frame: the
 older benchmarks' behaviour, which flickers) or ``temporal="smooth"`` (the pattern drifts:
 keyframe patterns every ``_ops.SMOOTH_PERIOD`` frames, blended in between; noise fields keep
-their variance, maps and blur angles are interpolated linearly; see ``_ops.temporal_patterns``).
+their variance, maps and blur angles are interpolated linearly; see ``_ops.pattern_plans``).
 
 Every spatial corruption takes ``constants="vidsparse"`` (default) or ``"imagenet_c"``: the
 published ImageNet-C severity tables exactly, or ours, which are the same except where the
@@ -22,6 +24,7 @@ More ImageNet-C corruptions live in ``blur.py``, ``digital.py`` and ``weather.py
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -50,25 +53,25 @@ CONTRAST_FACTOR = (0.4, 0.3, 0.2, 0.1, 0.05)  # deviation from the per-frame cha
 BRIGHTNESS_SHIFT = (0.1, 0.2, 0.3, 0.4, 0.5)  # added to HSV value
 
 
-@register_corruption("gaussian_noise", kind="spatial", frame_local=True)
-def gaussian_noise(video, severity, rng, *, temporal="static", constants="vidsparse"):
+@register_corruption("gaussian_noise", kind="spatial", frame_local=True, batched=True)
+def gaussian_noise(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """Additive Gaussian noise; the noise field is drawn once per clip unless ``temporal="iid"``."""
     std = _ops.severity_table(constants, GAUSSIAN_NOISE_STD)[severity - 1]
-    noise = _ops.from_numpy(_ops.normal_patterns(rng, temporal, tuple(video.shape)), video)
+    noise = _ops.normal_fields(rngs, temporal, tuple(video.shape[1:]), video)
     return _ops.to_uint8_(_ops.to_float(video) + std * noise)
 
 
-@register_corruption("speckle_noise", kind="spatial", frame_local=True)
-def speckle_noise(video, severity, rng, *, temporal="static", constants="vidsparse"):
+@register_corruption("speckle_noise", kind="spatial", frame_local=True, batched=True)
+def speckle_noise(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """Multiplicative Gaussian noise ``x + x * N(0, std)`` (ImageNet-C's speckle noise)."""
     std = _ops.severity_table(constants, SPECKLE_NOISE_STD)[severity - 1]
-    noise = _ops.from_numpy(_ops.normal_patterns(rng, temporal, tuple(video.shape)), video)
+    noise = _ops.normal_fields(rngs, temporal, tuple(video.shape[1:]), video)
     x = _ops.to_float(video)
     return _ops.to_uint8_(x + x * std * noise)
 
 
-@register_corruption("shot_noise", kind="spatial", frame_local=True)
-def shot_noise(video, severity, rng, *, temporal="static", constants="vidsparse"):
+@register_corruption("shot_noise", kind="spatial", frame_local=True, batched=True)
+def shot_noise(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """Poisson (photon) noise: ``Poisson(x * photons) / photons``.
 
     To keep the noise temporally consistent we draw one uniform field ``u`` and take the
@@ -76,20 +79,16 @@ def shot_noise(video, severity, rng, *, temporal="static", constants="vidsparse"
     its noisy value, one that changes gets the noise its new intensity implies.
     """
     photons = _ops.severity_table(constants, SHOT_NOISE_PHOTONS)[severity - 1]
-    u = _ops.from_numpy(_ops.uniform_patterns(rng, temporal, tuple(video.shape)), video)
+    u = _ops.uniform_fields(rngs, temporal, tuple(video.shape[1:]), video)
     return _shot_noise_lookup(video, photons, u)
 
 
-def _shot_noise_lookup(video: torch.Tensor, photons: float, u: torch.Tensor, bins: int = 2048,
-                       frames_per_chunk: int = 16) -> torch.Tensor:
-    """``uint8(k / photons)`` for the smallest ``k`` with ``CDF(k; level / 255 * photons) >= u``.
+@functools.lru_cache(maxsize=16)
+def _poisson_tables(photons: float, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Host tables for :func:`_shot_noise_lookup`: the (level, bin) lookup, the bytes of each count, the CDFs.
 
-    A uint8 pixel has only 256 possible rates, and within most bins ``[j, j + 1) / bins`` of
-    ``u`` no CDF value of a level falls, so the quantile is constant there: one lookup by
-    (level, bin) gives the output byte. The pixels whose bin holds a CDF value (a few percent)
-    are searched exactly: ``searchsorted`` on the 256 CDFs laid end to end on one axis (level
-    ``l`` occupies ``[2l, 2l + 1]``). That search alone, for every pixel, was slower than the
-    per-frame reference's Poisson draws; with the lookup first this is 4-8 times faster.
+    The CDFs of the 256 levels are laid end to end on one axis (level ``l`` occupies
+    ``[2l, 2l + 1]``), so one ``searchsorted`` finds a count at any level.
     """
     max_k = int(photons + 12 * math.sqrt(photons) + 12)  # the tail beyond is below 1e-12
     k = torch.arange(max_k + 1, dtype=torch.float64)
@@ -108,37 +107,59 @@ def _shot_noise_lookup(video: torch.Tensor, photons: float, u: torch.Tensor, bin
         1, first_edge_above, torch.ones_like(first_edge_above)).cumsum_(dim=1)
     quantile_byte = _ops.to_uint8_(torch.arange(max_k + 1, dtype=torch.float32) / photons).to(torch.int16)
     lookup = torch.where(below[:, 1:bins + 1] == below[:, :bins], quantile_byte[below[:, :bins]], -1)
-    lookup, quantile_byte = lookup.flatten().to(video.device), quantile_byte.to(video.device)
-    table = table.flatten().to(video.device)
+    return lookup.flatten(), quantile_byte, table.flatten(), max_k
+
+
+def _shot_noise_lookup(video: torch.Tensor, photons: float, u: torch.Tensor, bins: int = 2048,
+                       frames_per_chunk: int = 16, sparse: bool | None = None) -> torch.Tensor:
+    """``uint8(k / photons)`` for the smallest ``k`` with ``CDF(k; level / 255 * photons) >= u``.
+
+    ``video`` is ``B x T x ...`` and ``u`` its ``B x N x ...`` uniform fields. On the CPU
+    (``sparse``, the default there): a uint8 pixel has only 256 possible rates, and within most
+    bins ``[j, j + 1) / bins`` of ``u`` no CDF value of a level falls, so the quantile is
+    constant there: one lookup by (level, bin) gives the output byte. The pixels whose bin
+    holds a CDF value (a few percent) are searched exactly. That search alone, for every pixel,
+    was slower than the per-frame reference's Poisson draws; with the lookup first this is
+    4-8 times faster. On other devices every pixel is searched (the same counts): listing the
+    few pixels to search would wait for the device.
+    """
+    *tables, max_k = _poisson_tables(photons, bins)
+    lookup, quantile_byte, table = (_ops.to_device(t, video) for t in tables)
+    sparse = video.device.type == "cpu" if sparse is None else sparse
+    if not sparse:
+        level = video.to(torch.float64)
+        count = torch.searchsorted(table, 2.0 * level + u) - video.long() * (max_k + 1)
+        return quantile_byte[count.clamp_(0, max_k)].to(torch.uint8)
     u_bin = (u * bins).to(torch.int32)  # exact: bins is a power of two
-    out = []
-    for start in range(0, video.shape[0], frames_per_chunk):
-        level = video[start:start + frames_per_chunk]
-        draw, draw_bin = (u, u_bin) if len(u) == 1 else (u[start:start + frames_per_chunk],
-                                                         u_bin[start:start + frames_per_chunk])
-        byte = lookup.index_select(0, torch.add(draw_bin, level, alpha=bins).flatten())
-        dirty = (byte < 0).nonzero().squeeze(1)
-        dirty_level = level.reshape(-1).index_select(0, dirty).to(torch.float64)
-        dirty_draw = draw.reshape(-1).index_select(0, dirty % draw.numel())  # draw: 1 frame or all
-        count = torch.searchsorted(table, 2.0 * dirty_level + dirty_draw) - dirty_level.long() * (max_k + 1)
-        byte.index_copy_(0, dirty, quantile_byte[count.clamp_(0, max_k)])
-        out.append(byte.view(level.shape).to(torch.uint8))
-    return torch.cat(out)
+    out = torch.empty_like(video)
+    for clip in range(len(video)):
+        for start in range(0, video.shape[1], frames_per_chunk):
+            level = video[clip, start:start + frames_per_chunk]
+            draw, draw_bin = (u[clip], u_bin[clip]) if u.shape[1] == 1 else (
+                u[clip, start:start + frames_per_chunk], u_bin[clip, start:start + frames_per_chunk])
+            byte = lookup.index_select(0, torch.add(draw_bin, level, alpha=bins).flatten())
+            dirty = (byte < 0).nonzero().squeeze(1)
+            dirty_level = level.reshape(-1).index_select(0, dirty).to(torch.float64)
+            dirty_draw = draw.reshape(-1).index_select(0, dirty % draw.numel())  # draw: 1 frame or all
+            count = torch.searchsorted(table, 2.0 * dirty_level + dirty_draw) - dirty_level.long() * (max_k + 1)
+            byte.index_copy_(0, dirty, quantile_byte[count.clamp_(0, max_k)])
+            out[clip, start:start + frames_per_chunk] = byte.view(level.shape)
+    return out
 
 
-@register_corruption("impulse_noise", kind="spatial", frame_local=True)
-def impulse_noise(video, severity, rng, *, temporal="static", constants="vidsparse"):
+@register_corruption("impulse_noise", kind="spatial", frame_local=True, batched=True)
+def impulse_noise(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """Salt-and-pepper noise: a fraction of values set to 0 or 1, half each (per channel value)."""
     amount = _ops.severity_table(constants, IMPULSE_NOISE_AMOUNT)[severity - 1]
-    u = _ops.from_numpy(_ops.uniform_patterns(rng, temporal, tuple(video.shape)), video)
+    u = _ops.uniform_fields(rngs, temporal, tuple(video.shape[1:]), video)
     x = _ops.to_float(video)
     pepper = (u < amount / 2).expand_as(x)
     salt = ((u >= amount / 2) & (u < amount)).expand_as(x)
     return _ops.to_uint8_(x.masked_fill_(pepper, 0.0).masked_fill_(salt, 1.0))
 
 
-@register_corruption("motion_blur", kind="spatial", frame_local=True)
-def motion_blur(video, severity, rng, *, temporal="static", constants="vidsparse"):
+@register_corruption("motion_blur", kind="spatial", frame_local=True, batched=True)
+def motion_blur(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """A one-sided Gaussian streak at a random angle in [-45, 45] degrees.
 
     The kernel of ``imagecorruptions``' numpy port of the ImageMagick motion blur ImageNet-C used.
@@ -146,19 +167,26 @@ def motion_blur(video, severity, rng, *, temporal="static", constants="vidsparse
     The angle is drawn once per clip (a camera shaking along one direction), or per frame with
     ``temporal="iid"``. Radius and sigma are scaled by ``min(H, W) / 224``.
     """
-    t, h, w, _ = video.shape
+    _, t, h, w, _ = video.shape
     radius, sigma = _ops.severity_table(constants, MOTION_BLUR_RADIUS_SIGMA)[severity - 1]
     scale = _ops.reference_scale(h, w)
     # "smooth": the angle turns slowly (linearly between keyframe angles), like a camera shake
     # that changes direction.
-    angles = _ops.temporal_patterns(rng, temporal, t, lambda r, n: r.uniform(*MOTION_BLUR_ANGLE, size=n),
+    angles = _ops.temporal_patterns(rngs, temporal, t, lambda r, n: r.uniform(*MOTION_BLUR_ANGLE, size=n),
                                     blend="linear")
     x = _ops.to_float(video)
-    if len(angles) == 1:  # a chunk of frames at a time: the taps then stay in cache
-        chunks = [_streak(chunk, radius * scale, sigma * scale, angles[0]) for chunk in _ops.frame_chunks(x)]
-    else:
-        chunks = [_streak(x[i:i + 1], radius * scale, sigma * scale, angle) for i, angle in enumerate(angles)]
-    return _ops.to_uint8_(torch.cat(chunks))
+    out = torch.empty_like(video)
+    for clip, clip_angles in enumerate(angles):  # a streak has one direction: one pass per angle
+        if len(clip_angles) == 1:  # a chunk of frames at a time: the taps then stay in cache
+            start = 0
+            for chunk in _ops.frame_chunks(x[clip]):
+                out[clip, start:start + len(chunk)] = _ops.to_uint8_(
+                    _streak(chunk, radius * scale, sigma * scale, clip_angles[0]))
+                start += len(chunk)
+        else:
+            for i, angle in enumerate(clip_angles):
+                out[clip, i:i + 1] = _ops.to_uint8_(_streak(x[clip, i:i + 1], radius * scale, sigma * scale, angle))
+    return out
 
 
 def _streak(x: torch.Tensor, radius: float, sigma: float, angle: float) -> torch.Tensor:
@@ -175,8 +203,8 @@ def _streak(x: torch.Tensor, radius: float, sigma: float, angle: float) -> torch
     return _ops.shift_and_add(x, list(zip(dys[inside], dxs[inside])), weights / weights.sum())
 
 
-@register_corruption("defocus_blur", kind="spatial", frame_local=True)
-def defocus_blur(video, severity, rng, *, constants="vidsparse"):
+@register_corruption("defocus_blur", kind="spatial", frame_local=True, batched=True)
+def defocus_blur(video, severity, rngs, *, constants="vidsparse"):
     """Convolution with an antialiased disk (ImageNet-C); the radius scales with ``min(H, W) / 224``.
 
     The disk is summed row by row: a row of the disk is a horizontal run, and the sums over
@@ -186,13 +214,13 @@ def defocus_blur(video, severity, rng, *, constants="vidsparse"):
     (replicated edges), up to float32 rounding.
     """
     radius, alias_sigma = _ops.severity_table(constants, DEFOCUS_RADIUS_ALIAS)[severity - 1]
-    radius *= _ops.reference_scale(*video.shape[1:3])
+    radius *= _ops.reference_scale(*video.shape[2:4])
     disk = _disk(radius)
     half_widths = [(int(row.sum()) - 1) // 2 for row in disk]  # -1: an empty row
     taps = _alias_taps(radius, alias_sigma)
     half, reach = len(disk) // 2, len(disk) // 2 + len(taps) // 2
     chunks = []
-    for chunk in _ops.frame_chunks(_ops.to_float(video)):
+    for chunk in _ops.frame_chunks(_ops.frames_of(_ops.to_float(video))):
         # Padded once by the whole kernel's reach, then only valid sums: the same as padding
         # for the full 2D kernel (padding before each stage would differ at the borders).
         padded = _ops.replicate_pad(_ops.replicate_pad(chunk, 1, reach, reach), 2, reach, reach)
@@ -205,8 +233,8 @@ def defocus_blur(video, severity, rng, *, constants="vidsparse"):
             for dy in np.flatnonzero(np.asarray(half_widths) == k):
                 summed.add_(run[:, dy:dy + height])
         summed.div_(float(disk.sum()))
-        chunks.append(_ops.filter_valid(_ops.filter_valid(summed, taps, 1), taps, 2))
-    return _ops.to_uint8_(torch.cat(chunks))
+        chunks.append(_ops.to_uint8_(_ops.filter_valid(_ops.filter_valid(summed, taps, 1), taps, 2)))
+    return torch.cat(chunks).view(video.shape)
 
 
 def _disk(radius: float) -> np.ndarray:
@@ -232,8 +260,8 @@ def _disk_kernel(radius: float, alias_sigma: float) -> torch.Tensor:
 
 
 # Not frame-local: the haze is scaled by the whole clip's brightest value (see below).
-@register_corruption("fog", kind="spatial")
-def fog(video, severity, rng, *, temporal="static", constants="vidsparse"):
+@register_corruption("fog", kind="spatial", batched=True)
+def fog(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """Adds a diamond-square fractal haze and compresses the range back (ImageNet-C's fog).
 
     The map is drawn at the 224-reference scale: the frame is measured in reference pixels
@@ -244,7 +272,7 @@ def fog(video, severity, rng, *, temporal="static", constants="vidsparse"):
     pulse when a bright object enters. By default one fractal decay serves every severity (see
     ``FOG_STRENGTH_DECAY_MONOTONE``).
     """
-    t, h, w, _ = video.shape
+    _, t, h, w, _ = video.shape
     strength, decay = _ops.severity_table(constants, FOG_STRENGTH_DECAY, FOG_STRENGTH_DECAY_MONOTONE)[severity - 1]
     scale = _ops.reference_scale(h, w)
     ref_h, ref_w = max(1, round(h / scale)), max(1, round(w / scale))
@@ -258,27 +286,29 @@ def fog(video, severity, rng, *, temporal="static", constants="vidsparse"):
         return np.stack([np.tile(_ops.plasma_fractal(r, size, decay), reps)[:ref_h, :ref_w]
                          for _ in range(n)])
 
-    maps = _ops.temporal_patterns(rng, temporal, t, draw, blend="linear")
-    haze = _ops.resize_maps(_ops.from_numpy(maps, video), h, w)
+    maps = _ops.device_patterns(_ops.pattern_plans(rngs, temporal, t), draw, video, blend="linear")
+    haze = _ops.resize_maps(_ops.frames_of(maps), h, w).unflatten(0, maps.shape[:2])
     x = _ops.to_float(video)
-    peak = x.max()
+    peak = x.amax(dim=(1, 2, 3, 4), keepdim=True)  # each clip's own
     return _ops.to_uint8_((x + strength * haze[..., None]) * peak / (peak + strength))
 
 
 FOG_MAX_MAP = 1024  # the largest fractal map drawn; longer sides tile it (see fog)
 
 
-@register_corruption("contrast", kind="spatial", frame_local=True)
-def contrast(video, severity, rng, *, constants="vidsparse"):
+@register_corruption("contrast", kind="spatial", frame_local=True, batched=True)
+def contrast(video, severity, rngs, *, constants="vidsparse"):
     """Pulls every frame towards its per-channel mean (ImageNet-C, applied per frame)."""
     factor = _ops.severity_table(constants, CONTRAST_FACTOR)[severity - 1]
     x = _ops.to_float(video)
-    mean = x.mean(dim=(1, 2), keepdim=True)
+    # Each clip's frame means as alone: on a GPU a reduction over more frames may add in
+    # another order, and a clip of a batch must equal the clip alone.
+    mean = torch.stack([clip.mean(dim=(1, 2), keepdim=True) for clip in x])
     return _ops.to_uint8_((x - mean) * factor + mean)
 
 
-@register_corruption("brightness", kind="spatial", frame_local=True)
-def brightness(video, severity, rng, *, constants="vidsparse"):
+@register_corruption("brightness", kind="spatial", frame_local=True, batched=True)
+def brightness(video, severity, rngs, *, constants="vidsparse"):
     """Raises the HSV value channel (ImageNet-C); grey clips are shifted directly.
 
     With hue and saturation fixed, RGB is proportional to the value ``V = max(R, G, B)``, so

@@ -6,7 +6,7 @@ code ``hendrycks/robustness`` ``imagenet_c/corruptions.py``); pixel sizes are de
 three use the adjusted tables below, whose pixel error grows with severity, and with
 ``"imagenet_c"`` the published ones. Every random pattern is drawn once per clip
 (``temporal="static"``), per frame (``"iid"``) or at keyframes and blended (``"smooth"``), see
-``_ops.temporal_patterns``. Whole-clip float32 torch code.
+``_ops.pattern_plans``. Float32 torch code on a batch of clips, on their device.
 """
 
 from __future__ import annotations
@@ -62,10 +62,10 @@ RAIN = ((0.002, 8, 0.45, 0.02), (0.004, 10, 0.5, 0.04), (0.007, 12, 0.55, 0.06),
 RAIN_ANGLE = (70.0, 110.0)  # degrees from the horizontal, uniform: near vertical, with wind
 
 
-def _fields(video, rng, temporal, channels=1):
-    """Standard normal fields ``N x H x W x channels`` for the temporal mode."""
-    t, h, w, _ = video.shape
-    return _ops.from_numpy(_ops.normal_patterns(rng, temporal, (t, h, w, channels)), video)
+def _fields(video, rngs, temporal, channels=1):
+    """Standard normal fields ``B x N x H x W x channels`` for the temporal mode, on the clips' device."""
+    _, t, h, w, _ = video.shape
+    return _ops.normal_fields(rngs, temporal, (t, h, w, channels), video)
 
 
 def _streaks(layer, angles, radius, sigma):
@@ -76,8 +76,8 @@ def _streaks(layer, angles, radius, sigma):
 
 
 # Frame-local only with one pattern: the drops are scaled by their maximum over all patterns.
-@register_corruption("spatter", kind="spatial", frame_local=("static",))
-def spatter(video, severity, rng, *, temporal="static", constants="vidsparse"):
+@register_corruption("spatter", kind="spatial", frame_local=("static",), batched=True)
+def spatter(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """Liquid drops on the lens: blurred thresholded noise, water (1-3) or mud (4-5) (ImageNet-C).
 
     Water adds ``intensity * layer / max(layer)`` of pale turquoise. ImageNet-C shades the water
@@ -92,28 +92,28 @@ def spatter(video, severity, rng, *, temporal="static", constants="vidsparse"):
     on a larger frame the noise is scaled up to match (below).
     """
     loc, scale, sigma, threshold, strength, mud = _ops.severity_table(constants, SPATTER, SPATTER_MONOTONE)[severity - 1]
-    t, h, w, _ = video.shape
+    clips, t, h, w, c = video.shape
     map_h, map_w = _ops.reference_size(h, w)
     map_px = max(1.0, _ops.reference_scale(h, w))  # pixel sizes at the map's resolution
-    noise = _ops.from_numpy(_ops.normal_patterns(rng, temporal, (t, map_h, map_w, 1)), video)
+    noise = _ops.normal_fields(rngs, temporal, (t, map_h, map_w, 1), video)
     # White noise on a grid map_px times finer needs map_px times the amplitude to blur to
     # ImageNet-C's field (the blurred amplitude falls as 1 / sigma).
-    layer = _ops.gaussian_blur(loc + scale * map_px * noise, sigma * map_px)
-    layer = torch.where(layer < threshold, 0.0, layer)
+    layer = _ops.gaussian_blur(_ops.frames_of(loc + scale * map_px * noise), sigma * map_px)
+    layer = torch.where(layer < threshold, 0.0, layer).unflatten(0, noise.shape[:2])
     x = _ops.to_float(video)
     if not mud:
-        colour = torch.tensor(WATER_RGB[:x.shape[-1]], device=x.device)
-        m = layer / layer.max().clamp(min=1e-12) * strength
-        m = _ops.resize_maps(m[..., 0], h, w)[..., None]
+        colour = _ops.constant(WATER_RGB[:c], x)
+        m = layer / layer.amax(dim=(1, 2, 3, 4), keepdim=True).clamp(min=1e-12) * strength  # each clip's maximum
+        m = _ops.resize_maps(_ops.frames_of(m[..., 0]), h, w).unflatten(0, (clips, -1))[..., None]
         return _ops.to_uint8_(x + m * colour)
-    m = _ops.gaussian_blur((layer > threshold).to(torch.float32), strength * map_px)
-    m = _ops.resize_maps(torch.where(m < 0.8, 0.0, m)[..., 0], h, w)[..., None]
-    colour = torch.tensor(MUD_RGB[:x.shape[-1]], device=x.device)
+    m = _ops.gaussian_blur(_ops.frames_of(layer > threshold).to(x.dtype), strength * map_px)
+    m = _ops.resize_maps(torch.where(m < 0.8, 0.0, m)[..., 0], h, w).unflatten(0, (clips, -1))[..., None]
+    colour = _ops.constant(MUD_RGB[:c], x)
     return _ops.to_uint8_(x * (1 - m) + colour * m)
 
 
-@register_corruption("snow", kind="spatial", frame_local=True)
-def snow(video, severity, rng, *, temporal="static", constants="vidsparse"):
+@register_corruption("snow", kind="spatial", frame_local=True, batched=True)
+def snow(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """Zoomed thresholded noise streaked by a motion blur, over a whitened frame (ImageNet-C).
 
     ImageNet-C draws the noise at the image size and zooms it ``zoom`` times (bilinearly); we
@@ -125,28 +125,28 @@ def snow(video, severity, rng, *, temporal="static", constants="vidsparse"):
     180 degrees.
     ``"smooth"`` blends the noise (variance kept) and turns the fall angle slowly.
     """
-    t, h, w, c = video.shape
+    clips, t, h, w, c = video.shape
     loc, scale, zoom, threshold, radius, sigma, weight = _ops.severity_table(constants, SNOW, SNOW_MONOTONE)[severity - 1]
     px = _ops.reference_scale(h, w)
     map_h, map_w = _ops.reference_size(h, w)
     zoom = zoom * max(1.0, px)  # in pixels of the map
     small = (max(1, math.ceil(map_h / zoom)), max(1, math.ceil(map_w / zoom)))
-    noise = _ops.from_numpy(_ops.normal_patterns(rng, temporal, (t,) + small), video)
-    layer = _ops.resize_maps(loc + scale * noise, map_h, map_w)
+    noise = _ops.normal_fields(rngs, temporal, (t,) + small, video)
+    layer = _ops.resize_maps(_ops.frames_of(loc + scale * noise), map_h, map_w)
     layer = torch.where(layer < threshold, 0.0, layer).clamp(0, 1)
     layer = _ops.resize_maps(layer, h, w)[..., None]
-    angles = _ops.temporal_patterns(rng, temporal, t, lambda r, n: r.uniform(*SNOW_ANGLE, size=n),
+    angles = _ops.temporal_patterns(rngs, temporal, t, lambda r, n: r.uniform(*SNOW_ANGLE, size=n),
                                     blend="linear")
-    layer = _streaks(layer, angles, radius * px, sigma * px)
+    layer = _streaks(layer, angles.reshape(-1), radius * px, sigma * px).unflatten(0, (clips, -1))
     x = _ops.to_float(video)
-    grey = x if c == 1 else (x * torch.tensor([0.299, 0.587, 0.114], device=x.device)).sum(-1, keepdim=True)
+    grey = x if c == 1 else (x * _ops.constant([0.299, 0.587, 0.114], x)).sum(-1, keepdim=True)
     x = weight * x + (1 - weight) * torch.maximum(x, grey * 1.5 + 0.5)
-    return _ops.to_uint8_(x + layer + layer.flip(1, 2))
+    return _ops.to_uint8_(x + layer + layer.flip(2, 3))
 
 
 # Frame-local only with one pattern: the film is normalised by its spread over all patterns.
-@register_corruption("frost", kind="spatial", frame_local=("static",))
-def frost(video, severity, rng, *, temporal="static", constants="vidsparse"):
+@register_corruption("frost", kind="spatial", frame_local=("static",), batched=True)
+def frost(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """``a * frame + b * frost`` (ImageNet-C's weights) with a procedural frost texture.
 
     ImageNet-C crops one of six photographs of frost on glass (bundled with its code). We ship
@@ -159,26 +159,31 @@ def frost(video, severity, rng, *, temporal="static", constants="vidsparse"):
     re-forms in ``"smooth"``).
     """
     a, b = _ops.severity_table(constants, FROST, FROST_MONOTONE)[severity - 1]
-    px = _ops.reference_scale(*video.shape[1:3])
-    fields = _fields(video, rng, temporal, channels=2)
-    film = _ops.gaussian_blur(fields[..., :1], 6 * px)
-    # One pixel has no spread (its std is NaN): leave the film as it is rather than black.
-    spread = film.std().clamp(min=1e-6) if film.numel() > 1 else film.new_ones(())
-    film = film / spread
-    seeds = fields[..., 1:] > 1.75  # P(N > 1.75) = 4 %
+    clips, c = len(video), video.shape[-1]
+    px = _ops.reference_scale(*video.shape[2:4])
+    fields = _fields(video, rngs, temporal, channels=2)
+    film = _ops.gaussian_blur(_ops.frames_of(fields[..., :1]), 6 * px).unflatten(0, fields.shape[:2])
+    # Each clip's film is normalised by its own spread (one reduction per clip, as alone). One
+    # pixel has no spread (its std is NaN): leave the film as it is rather than black.
+    spread = torch.stack([f.std().clamp(min=1e-6) if f.numel() > 1 else f.new_ones(()) for f in film])
+    film = film / spread.view(clips, 1, 1, 1, 1)
+    seeds = _ops.frames_of(fields[..., 1:] > 1.75)  # P(N > 1.75) = 4 %
+    per_clip = len(seeds) // clips
     taps = 2 * round(6 * px) + 1
+    angles = np.stack([rng.uniform(0, 180, 3) for rng in rngs])  # three directions per clip
     needles = None
-    for angle in rng.uniform(0, 180, 3):  # the brightest of three streaks
-        streak = _streaks(seeds, angle, 6 * px, 6 * px)
+    for j in range(3):  # the brightest of three streaks
+        streak = torch.cat([_streaks(seeds[i * per_clip:(i + 1) * per_clip], angles[i, j], 6 * px, 6 * px)
+                            for i in range(clips)])
         needles = streak if needles is None else torch.maximum(needles, streak, out=needles)
-    needles = _ops.gaussian_blur((needles * taps).clamp_(0, 1), 0.5 * max(px, 1))
+    needles = _ops.gaussian_blur((needles * taps).clamp_(0, 1), 0.5 * max(px, 1)).unflatten(0, (clips, -1))
     texture = (0.42 + 0.1 * film + 0.5 * needles).clamp(0, 1)
-    tint = torch.tensor((0.9, 0.95, 1.0)[:video.shape[-1]] if video.shape[-1] == 3 else (0.95,), device=video.device)
+    tint = _ops.constant((0.9, 0.95, 1.0)[:c] if c == 3 else (0.95,), video)
     return _ops.to_uint8_(_ops.to_float(video).mul_(a).add_(b * texture * tint))
 
 
-@register_corruption("rain", kind="spatial", frame_local=True)
-def rain(video, severity, rng, *, temporal="static", constants="vidsparse"):
+@register_corruption("rain", kind="spatial", frame_local=True, batched=True)
+def rain(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """Bright near-vertical streaks over a slightly hazy frame (our constants, see ``RAIN``).
 
     Yi et al. 2021 ("Benchmarking the robustness of spatial-temporal models against
@@ -189,13 +194,13 @@ def rain(video, severity, rng, *, temporal="static", constants="vidsparse"):
     motion-blur kernel applied to the seeds, with a flat profile. The default static pattern
     is rain on the lens rather than falling rain; ``"smooth"`` lets streaks fade in and out.
     """
-    t, h, w, _ = video.shape
+    clips, t, h, w, _ = video.shape
     density, length, brightness, haze = _ops.severity_table(constants, RAIN)[severity - 1]  # ours either way
     px = _ops.reference_scale(h, w)
-    u = _ops.from_numpy(_ops.uniform_patterns(rng, temporal, (t, h, w, 1)), video)
-    angles = _ops.temporal_patterns(rng, temporal, t, lambda r, n: r.uniform(*RAIN_ANGLE, size=n), blend="linear")
+    u = _ops.uniform_fields(rngs, temporal, (t, h, w, 1), video)
+    angles = _ops.temporal_patterns(rngs, temporal, t, lambda r, n: r.uniform(*RAIN_ANGLE, size=n), blend="linear")
     radius = length * px
-    streaks = _streaks(u < density, angles, radius, 10 * radius)
+    streaks = _streaks(_ops.frames_of(u < density), angles.reshape(-1), radius, 10 * radius).unflatten(0, (clips, -1))
     streaks = (streaks * (2 * round(radius) + 1)).clamp(0, 1)
     x = _ops.to_float(video)
     return _ops.to_uint8_(x * (1 - haze) + 0.8 * haze + brightness * streaks)
