@@ -14,6 +14,9 @@ checkpoint, then one verdict line per method against dense (bootstrap interval a
 permutation test, drawn from ``--stats-seed``, by default ``--seed``). ``--flip-rate K``
 adds prediction stability (flip rate between consecutive clips).
 
+On a GPU, frame-local corruptions (most spatial ones) run there after the loader, a batch
+at a time, and the loader workers only decode (``--corrupt-on``).
+
 Runs on one process or under ``accelerate launch``: each process takes a share of every
 condition's videos (and of the spectral and flip-rate clips); the predictions are gathered
 and the main process writes the report. Predictions are cached in ``--out/cache`` per
@@ -40,7 +43,7 @@ from vidsparse.robustness import (
     verdict_lines,
     write_report_files,
 )
-from vidsparse.robustness.evaluate import build_test_split, load_checkpoint
+from vidsparse.robustness.evaluate import CORRUPT_ON, build_test_split, load_checkpoint
 from vidsparse.robustness.labels import unique_labels
 from vidsparse.robustness.schema import Stability
 from vidsparse.robustness.spectral import spectral_curves
@@ -93,6 +96,12 @@ parser.add_argument("--flip-rate", type=int, default=0, metavar="K",
 parser.add_argument("--flip-stride", type=int, default=1, metavar="FRAMES",
                     help="frames between the starts of consecutive clips for --flip-rate (default 1)")
 parser.add_argument("--cpu", action="store_true", help="run on the CPU even where CUDA is available")
+parser.add_argument("--corrupt-on", choices=CORRUPT_ON, default="auto",
+                    help="where on-the-fly frame-local corruptions (most spatial ones) run: in the "
+                         "loader workers, or after the loader on the evaluation's device (the GPU), "
+                         "with the eval transform; auto (default): the device on CUDA. Fog, "
+                         "temporal and codec corruptions always run in the loader; the results and "
+                         "the cache are the same either way (up to a GPU's float rounding)")
 parser.add_argument("--no-cache", action="store_true", help="neither read nor write --out/cache")
 args = parser.parse_args()
 try:
@@ -117,6 +126,7 @@ try:
         seed=args.seed, limit=args.limit, accelerator=accelerator,
         cache_dir=None if args.no_cache else f"{args.out}/cache",
         preset=args.preset, options=parse_overrides(args.option, what="--option"),
+        corrupt_on=args.corrupt_on,
     )
 except (FileNotFoundError, ValueError, KeyError) as exc:
     # Bad paths, unknown corruptions, mismatched checkpoints: a message, not a traceback.

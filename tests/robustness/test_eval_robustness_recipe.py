@@ -76,8 +76,9 @@ def test_recipe_writes_report(synthetic_ucf101, checkpoints, tmp_path):
     assert [m["checkpoint"] for m in results["methods"]] == [str(dense), str(rigl / "final")]
     assert results["dataset"]["num_videos"] == 3 and len(results["dataset"]["videos"]) == 3
     assert results["dataset"]["root"] == str(synthetic_ucf101)
-    assert results["corruptions"] == {"fog": {"kind": "spatial", "severities": [1, 3]},
-                                      "frame_drop": {"kind": "temporal", "severities": [1, 3]}}
+    assert results["corruptions"] == {  # no preset or option: the defaults, recorded as {}
+        "fog": {"kind": "spatial", "severities": [1, 3], "options": {}},
+        "frame_drop": {"kind": "temporal", "severities": [1, 3], "options": {}}}
     for method, table in zip(results["methods"], accuracy_tables(results).values()):
         # every accuracy is a count out of 3 videos, and the headline numbers follow from them
         cells = [table["clean"]] + [a for s in table["corrupted"].values() for a in s.values()]

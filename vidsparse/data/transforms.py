@@ -36,7 +36,9 @@ class VideoTransform:
             ``3 x C x T x H x W`` in that order. Only for ``train=False``.
 
     The random crop and flip draw from torch's global RNG (or ``generator``); the
-    datasets fork and seed that RNG per sample, so training stays reproducible.
+    datasets fork and seed that RNG per sample, so training stays reproducible. Every step
+    is a torch operation on the clip's device: an evaluation transform runs on the GPU for
+    clips already there (random crops draw their offsets on the host).
 
     Example:
         >>> t = VideoTransform(crop_size=56, resize=64, train=False)
@@ -209,7 +211,9 @@ def horizontal_flip(x: torch.Tensor) -> torch.Tensor:
 
 def normalize(x: torch.Tensor, mean: Sequence[float] | torch.Tensor,
               std: Sequence[float] | torch.Tensor) -> torch.Tensor:
-    """``(x - mean) / std`` per channel of a ``C x T x H x W`` clip."""
-    mean = torch.as_tensor(mean, dtype=x.dtype).view(-1, 1, 1, 1)
-    std = torch.as_tensor(std, dtype=x.dtype).view(-1, 1, 1, 1)
+    """``(x - mean) / std`` per channel of a ``C x T x H x W`` clip, on the clip's device."""
+    # The statistics go to the clip's device (C values): a host tensor cannot be mixed with a
+    # GPU one, and the evaluation transforms clips on the GPU when it corrupts there.
+    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
     return (x - mean) / std

@@ -16,7 +16,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from vidsparse.data.clips import ClipSampler, clip_sampler
 from vidsparse.data.decode import BACKENDS, read_frames, read_video
@@ -46,6 +46,48 @@ class LabeledVideos(NamedTuple):
     classes: list[str]
     missing: list[tuple[Path, str]]
     source: str
+
+
+class PendingFrames(NamedTuple):
+    """A deferred item's clean frames, to be corrupted after the loader (see
+    :meth:`VideoClipDataset.with_corruption`).
+
+    Attributes:
+        frames: uint8 ``N x H x W x C``, the item's clips back to back (``N = num_clips x
+            frames_per_clip``; a frame two views share is decoded once and appears in both).
+        indices: int64 ``N``, each frame's index in the video (the ``frames=`` of a
+            frame-local corruption).
+        source: the video's path (its corruption seed is keyed on it).
+    """
+
+    frames: torch.Tensor
+    indices: np.ndarray
+    source: str
+
+
+class PendingBatch(NamedTuple):
+    """Deferred items collated (:func:`collate_pending`): ``frames`` is a ``B x N x H x W x C``
+    tensor, or a list of ``B`` tensors when the videos' frame sizes differ; ``indices`` is a
+    ``B x N`` int64 array; ``sources`` the ``B`` paths."""
+
+    frames: torch.Tensor | list[torch.Tensor]
+    indices: np.ndarray
+    sources: list[str]
+
+
+def collate_pending(items: Sequence[tuple]) -> tuple:
+    """The ``collate_fn`` of a loader over deferred items ``(PendingFrames, label, ...)``: the
+    pending frames become one :class:`PendingBatch`, the other fields collate as usual.
+
+    The frames stack when every video has the same frame size; otherwise they stay a list,
+    for :meth:`VideoClipDataset.finish` to corrupt one item at a time.
+    """
+    pending, *rest = zip(*items)
+    frames = [p.frames for p in pending]
+    same_size = all(f.shape == frames[0].shape for f in frames)
+    batch = PendingBatch(torch.stack(frames) if same_size else frames,
+                         np.stack([p.indices for p in pending]), [p.source for p in pending])
+    return (batch, *(default_collate(list(field)) for field in rest))
 
 
 def check_backend(backend: str) -> None:
@@ -102,6 +144,12 @@ class VideoClipDataset(Dataset):
     The first two count frames as the video index does (the container's header); the third
     counts decoded frames. They agree for the constant-rate files the layouts read.
 
+    A frame-local corruption can also be deferred (``with_corruption(c, deferred=True)``):
+    items are then the clean frames, neither corrupted nor transformed (:class:`PendingFrames`),
+    and :meth:`finish` corrupts and transforms a batch of them wherever it is, e.g. on the GPU
+    after the loader has copied it there. ``finish`` of a batch equals the stacked items of
+    the same dataset not deferred (bit for bit on the CPU).
+
     Example:
         >>> videos = ucf101_videos("data/synthetic", "test")
         >>> ds = VideoClipDataset(videos, CentredClip(8, 2))
@@ -126,6 +174,7 @@ class VideoClipDataset(Dataset):
         self.backend = backend
         self.seed = seed
         self.corruption = corruption
+        self.deferred = False
         self.epoch = 0
         self.classes = list(videos.classes)
         self.num_classes = len(self.classes)
@@ -163,12 +212,32 @@ class VideoClipDataset(Dataset):
             raise DatasetFormatError(f"{source}: none of its {len(self.skipped)} videos is "
                                      f"usable (missing or undecodable), e.g. {first}")
 
-    def with_corruption(self, corruption: Callable[[torch.Tensor, Path], torch.Tensor] | None
-                        ) -> "VideoClipDataset":
+    def with_corruption(self, corruption: Callable[[torch.Tensor, Path], torch.Tensor] | None,
+                        deferred: bool = False) -> "VideoClipDataset":
         """A copy of this dataset (same videos, same clips, no re-indexing) that corrupts its
-        videos on the fly with ``corruption`` (``None``: clean again)."""
+        videos on the fly with ``corruption`` (``None``: clean again).
+
+        ``deferred``: leave the corruption and the transform to :meth:`finish`, run on the
+        collated batch (:func:`collate_pending`) in the process and on the device that call
+        it; items are ``(PendingFrames, label)``. Only for a frame-local corruption (its
+        ``frame_local`` is True) and a transform that draws nothing (the evaluation one):
+        ``finish`` runs the transform without the item's seed.
+
+        Example:
+            >>> test = ds.with_corruption(Corruption("gaussian_noise", 3), deferred=True)
+            >>> loader = DataLoader(test, batch_size=8, num_workers=4, collate_fn=collate_pending)
+            >>> pending, labels = next(iter(loader))
+            >>> clips = test.finish(pending, "cuda")   # corrupted and transformed on the GPU
+        """
+        if deferred and getattr(corruption, "frame_local", False) is not True:
+            raise ValueError(f"with_corruption(deferred=True) needs a frame-local corruption "
+                             f"(its frame_local True), got {corruption!r}")
+        if deferred and getattr(self.transform, "train", False):
+            raise ValueError(f"with_corruption(deferred=True) needs a transform that draws nothing "
+                             f"(train=False), got {self.transform!r}")
         other = copy.copy(self)
         other.corruption = corruption
+        other.deferred = bool(deferred)
         return other
 
     def set_epoch(self, epoch: int) -> None:
@@ -186,10 +255,36 @@ class VideoClipDataset(Dataset):
         index = range(len(self))[index]  # negative indices and range checks, like a list
         path, label = self.samples[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.deferred:
+            wanted = [i for clip in self.clip_sampler.clips(self.num_frames(index), rng) for i in clip]
+            return PendingFrames(self._read_distinct(path, wanted), np.asarray(wanted, dtype=np.int64),
+                                 str(path)), label
         length, take = self._decode(path, index)
         clips = self.clip_sampler.clips(length, rng)
         frames = take([i for clip in clips for i in clip])
         return self._transform(frames, rng), label
+
+    def finish(self, pending: PendingBatch, device: torch.device | str) -> torch.Tensor:
+        """Corrupt and transform a batch of deferred items on ``device``: the batch their
+        items would have stacked to without deferring (the same on the CPU; on another
+        device up to its float rounding, see ``DEVICE_TOLERANCE_LEVELS``).
+
+        The frames are copied to ``device`` once and never come back. Frames of one size are
+        corrupted in one pass (:meth:`Corruption.batch`, each video with its own seed and
+        frame indices); frames of different sizes (Kinetics) one item at a time, on the
+        device too. Then each item's clips are transformed there, views stacked as ``V x ...``.
+        """
+        if not self.deferred:
+            raise ValueError("finish() is for the items of a dataset made with "
+                             "with_corruption(..., deferred=True)")
+        device = torch.device(device)
+        if isinstance(pending.frames, torch.Tensor):
+            clips = self.corruption.batch(pending.frames.to(device, non_blocking=True),
+                                          pending.sources, frames=pending.indices)
+        else:  # one frame size per video: a batch cannot hold them
+            clips = [self.corruption(frames.to(device, non_blocking=True), source, frames=indices)
+                     for frames, indices, source in zip(*pending)]
+        return torch.stack([self._views(clip) for clip in clips])
 
     def _decode(self, path: Path, index: int) -> tuple[int, Callable[[list[int]], torch.Tensor]]:
         """``(frame count, frames by index)`` of the video to sample from.
@@ -205,12 +300,7 @@ class VideoClipDataset(Dataset):
             return self.num_frames(index), lambda wanted: torch.from_numpy(
                 read_frames(path, wanted, self.backend))
         if getattr(self.corruption, "frame_local", False) is True:
-            def take(wanted: list[int]) -> torch.Tensor:
-                # Overlapping views share frames: each distinct frame is decoded and corrupted once.
-                needed, where = np.unique(np.asarray(wanted, dtype=np.int64), return_inverse=True)
-                clip = torch.from_numpy(read_frames(path, needed.tolist(), self.backend))
-                return self.corruption(clip, path, frames=needed)[torch.from_numpy(where)]
-            return self.num_frames(index), take
+            return self.num_frames(index), lambda wanted: self._read_distinct(path, wanted, corrupt=True)
         source_map = getattr(self.corruption, "source_map", None)
         plan = source_map(self.num_frames(index), path) if callable(source_map) else None
         if plan is not None:
@@ -222,6 +312,16 @@ class VideoClipDataset(Dataset):
         video = self.corruption(torch.from_numpy(read_video(path, self.backend)[0]), path)
         return video.shape[0], lambda wanted: video[wanted]
 
+    def _read_distinct(self, path: Path, wanted: list[int], corrupt: bool = False) -> torch.Tensor:
+        """Frames ``wanted`` of the video (in that order, repeats allowed), each distinct one
+        decoded once and, with ``corrupt``, corrupted once as the source frame it is:
+        overlapping views share frames."""
+        needed, where = np.unique(np.asarray(wanted, dtype=np.int64), return_inverse=True)
+        frames = torch.from_numpy(read_frames(path, needed.tolist(), self.backend))
+        if corrupt:
+            frames = self.corruption(frames, path, frames=needed)
+        return frames[torch.from_numpy(where.reshape(-1))]
+
     def _transform(self, frames: torch.Tensor, rng: np.random.Generator) -> Any:
         """The item from the sampled frames (clips back to back): transformed under a torch
         RNG seeded from the item's ``rng``, so random crops do not depend on the worker."""
@@ -229,9 +329,13 @@ class VideoClipDataset(Dataset):
             return frames
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.integers(2**62)))
-            if self.clip_sampler.stacks_views:
-                return stack_views(frames.split(self.frames_per_clip), self.transform)
-            return self.transform(frames)
+            return self._views(frames)
+
+    def _views(self, frames: torch.Tensor) -> Any:
+        """The transform of the sampled frames: one clip, or each clip's views stacked."""
+        if self.clip_sampler.stacks_views:
+            return stack_views(frames.split(self.frames_per_clip), self.transform)
+        return frames if self.transform is None else self.transform(frames)
 
 
 class LayoutDataset(VideoClipDataset):

@@ -3,16 +3,21 @@
 Two sources of corrupted video, one pipeline:
 
 * on the fly (``corrupted=None``): the clean test dataset with a
-  :class:`~vidsparse.corruptions.Corruption` attached decodes each test video whole,
-  corrupts it with a seed derived from (seed, corruption, severity, ``Class/file``) exactly
-  as ``corrupt_dataset`` derives it, takes the centred test clip, then the eval transform;
+  :class:`~vidsparse.corruptions.Corruption` attached gives each test clip as it is in the
+  whole video corrupted with a seed derived from (seed, corruption, severity, ``Class/file``)
+  exactly as ``corrupt_dataset`` derives it, decoding only the frames that takes (see
+  :class:`~vidsparse.data.video_dataset.VideoClipDataset`), then the eval transform;
 * on disk (``corrupted=DIR``): the copies ``corrupt_dataset`` wrote, one complete root in
   the source's layout per ``DIR/<corruption>/<severity>/``, read by the same dataset class
-  that reads the clean root — whole corrupted videos, centred test clip, transform.
+  that reads the clean root — whole corrupted videos, test clip, transform.
 
-Corrupting the whole video before choosing the clip, with the same per-video seed, is what
-makes the two agree (bit for bit when corrupt_dataset.py wrote its default lossless FFV1),
-and it is the order in which temporal corruptions mean what they say.
+Clips cut from the whole corrupted video, with the same per-video seed, are what makes the
+two agree (bit for bit when corrupt_dataset.py wrote its default lossless FFV1), and it is
+the order in which temporal corruptions mean what they say.
+
+On the fly, a frame-local corruption (most spatial ones) may run after the loader instead
+of in it (``corrupt_on``): the loader workers decode the clean frames, and the main process
+corrupts each batch where the models run (the GPU), then applies the eval transform there.
 
 Every checkpoint sees the same clips: each batch is decoded (and corrupted) once and fed to
 all the models.
@@ -36,11 +41,12 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from vidsparse.checkpoint import load_final
-from vidsparse.corruptions import SEVERITIES, Corruption, list_corruptions
+from vidsparse.corruptions import CORRUPTIONS, SEVERITIES, Corruption, list_corruptions
 from vidsparse.corruptions.generate import resolve_corruptions
 from vidsparse.data.datasets import build_dataset
 from vidsparse.data.index import write_atomic
 from vidsparse.data.transforms import build_transform
+from vidsparse.data.video_dataset import collate_pending
 # clip_scores lives with the models; re-exported here because callers import it from this module
 from vidsparse.models.scoring import clip_scores
 from vidsparse.robustness import metrics
@@ -58,6 +64,10 @@ DEFAULT_CORRUPTIONS = (
     "h264_crf",                           # codec (Yi et al. 2021)
 )
 DEFAULT_SEVERITIES = tuple(SEVERITIES)
+
+# Where on-the-fly corruption runs (evaluate's corrupt_on): in the loader workers, after the
+# loader on the evaluation's device, or on the device when it is a GPU.
+CORRUPT_ON = ("loader", "device", "auto")
 
 # Keys of ``config["data"]`` that decide which pixels a model sees at test time; two
 # checkpoints can only share clips when these agree.
@@ -139,6 +149,7 @@ def evaluate(
     cache_dir: str | os.PathLike | None = None,
     preset: str | None = None,
     options: dict[str, Any] | None = None,
+    corrupt_on: str = "auto",
 ) -> Evaluation:
     """Evaluate checkpoints on the clean test split and on each (corruption, severity).
 
@@ -165,6 +176,17 @@ def evaluate(
             disk, the copies hold their options: the preset only picks the corruptions.
         options: on the fly, corruption options given to every corruption that accepts one
             (e.g. ``{"temporal": "iid"}``), on top of the preset's.
+        corrupt_on: where on-the-fly corruption runs. ``"loader"``: in the loader (its
+            workers), on the CPU. ``"device"``: a frame-local corruption (most spatial ones)
+            runs after the loader, on ``device``, one pass per batch (one per video when the
+            videos' frame sizes differ), followed there by the eval transform; the loader
+            workers only decode. ``"auto"`` (default): ``"device"`` on a CUDA device, else
+            ``"loader"``. Corruptions that are not frame-local (fog, temporal and codec ones)
+            and those computed on the host anyway (``jpeg_compression``) always run in the
+            loader (:func:`corrupts_on_device`). The predictions do not depend on it: the
+            same on the CPU, and within the corruptions' documented device tolerance
+            (``DEVICE_TOLERANCE_LEVELS``) and the transform's float rounding on a GPU; the
+            prediction cache is shared.
 
     Example:
         >>> ev = evaluate(["runs/dense", "runs/rigl"], "data/ucf101",
@@ -172,6 +194,11 @@ def evaluate(
         >>> [metrics.summarize(acc)["mPC"] for acc in ev.accuracies()]
         [0.41, 0.46]
     """
+    if corrupt_on not in CORRUPT_ON:
+        raise ValueError(f"evaluate: corrupt_on must be one of {', '.join(CORRUPT_ON)}; got {corrupt_on!r}")
+    if corrupted is not None and corrupt_on == "device":
+        raise ValueError("evaluate: corrupt_on='device' is for corruption on the fly; the copies "
+                         f"under {corrupted} are already corrupted")
     if accelerator is not None:
         device = accelerator.device
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -203,15 +230,21 @@ def evaluate(
     videos = [videos[i] for i in keep]
     labels = np.array([int(clean.samples[i][1]) for i in keep])
 
-    def dataset_for(condition: Condition) -> Dataset:
+    def dataset_for(condition: Condition) -> tuple[Dataset, Callable | None]:
+        """The condition's test items, and for a corruption deferred to the device the
+        function that finishes a batch of them there (else None)."""
         if condition.is_clean:
-            return Subset(clean, keep)
+            return Subset(clean, keep), None
         if corrupted is None:
-            return Subset(clean.with_corruption(Corruption(
-                *condition, seed=seed, options=per_corruption.get(condition.corruption, {}))), keep)
-        return on_disk_subset(corrupted, condition, data_cfg, transform, videos)
+            corruption = Corruption(*condition, seed=seed,
+                                    options=per_corruption.get(condition.corruption, {}))
+            on_device = corrupts_on_device(corruption, device, corrupt_on)
+            dataset = clean.with_corruption(corruption, deferred=on_device)
+            return Subset(dataset, keep), dataset.finish if on_device else None
+        return on_disk_subset(corrupted, condition, data_cfg, transform, videos), None
 
     models = [c.model.to(device).eval() for c in loaded]
+    # Not keyed on corrupt_on: both places give the same clips (up to a device's rounding).
     cache = PredictionCache(cache_dir, {
         "videos": videos, "data": {k: data_cfg.get(k) for k in EVAL_DATA_KEYS},
         "corrupted": None if corrupted is None else str(Path(corrupted).resolve()),
@@ -413,6 +446,26 @@ def relative_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
+def corrupts_on_device(corruption: Corruption, device: torch.device, corrupt_on: str) -> bool:
+    """Whether :func:`evaluate` corrupts this condition after the loader, on ``device``.
+
+    Only a frame-local corruption can: its batch holds the clips' frames alone. Not one whose
+    pixels are computed on the host (``jpeg_compression``): on a GPU it would be copied back
+    and forth, so it stays in the loader workers. ``"auto"`` chooses the device on CUDA.
+
+    Example:
+        >>> corrupts_on_device(Corruption("gaussian_noise"), torch.device("cuda"), "auto")
+        True
+        >>> corrupts_on_device(Corruption("fog"), torch.device("cuda"), "device")
+        False
+    """
+    if corrupt_on == "loader" or not corruption.frame_local:
+        return False
+    if CORRUPTIONS.meta(corruption.name).get("cpu_only", False):
+        return False
+    return corrupt_on == "device" or torch.device(device).type == "cuda"
+
+
 def subset_indices(n: int, limit: int | None) -> list[int]:
     """All of ``range(n)``, or ``limit`` indices spread evenly over it: test lists are sorted
     by class, so the first ``limit`` videos would all be one class."""
@@ -427,7 +480,9 @@ def subset_indices(n: int, limit: int | None) -> list[int]:
 
 def predict(models: Sequence[torch.nn.Module], loader: Iterable, device: torch.device | str = "cpu",
             on_batch: Callable[[], None] | None = None,
-            accelerator: Any = None) -> tuple[list[np.ndarray], np.ndarray]:
+            accelerator: Any = None,
+            finish: Callable[[Any, torch.device], torch.Tensor] | None = None,
+            ) -> tuple[list[np.ndarray], np.ndarray]:
     """Top-1 predictions of each model on every batch of ``loader`` (``(clips, labels)``, or
     ``(clips, labels, indices)`` from an :class:`Indexed` dataset).
 
@@ -435,12 +490,17 @@ def predict(models: Sequence[torch.nn.Module], loader: Iterable, device: torch.d
     and shared by all the models. With an ``accelerator`` (and a loader it prepared, so each
     process holds a share) the batches of all processes are gathered and put back in
     dataset order by their indices; every process returns the whole arrays.
+
+    ``finish(batch, device)`` makes the clips from a batch's first field instead, on
+    ``device``: :meth:`VideoClipDataset.finish` for a corruption deferred to the device.
     """
     preds: list[list[np.ndarray]] = [[] for _ in models]
     labels: list[np.ndarray] = []
     indices: list[np.ndarray] = []
+    device = torch.device(device)
     for batch in loader:
-        clips, batch_labels = batch[0].to(device, non_blocking=True), batch[1]
+        clips = batch[0].to(device, non_blocking=True) if finish is None else finish(batch[0], device)
+        batch_labels = batch[1]
         index = batch[2] if len(batch) > 2 else None
         outs = [clip_scores(model, clips).argmax(dim=1) for model in models]
         if accelerator is not None:
@@ -494,7 +554,9 @@ def predict_conditions(models, conditions, dataset_for, labels, batch_size, num_
                        device, progress, accelerator=None,
                        cache: "PredictionCache | None" = None) -> list[dict[Condition, np.ndarray]]:
     """Run :func:`predict` for each condition (for the models the cache lacks it for);
-    check each pass saw the expected labels."""
+    check each pass saw the expected labels. ``dataset_for(condition)`` gives the
+    condition's dataset and, when its batches are finished on the device, the function
+    that does it (else None)."""
     cache = cache or PredictionCache(None, {}, [""] * len(models))
     out: list[dict[Condition, np.ndarray]] = [{} for _ in models]
     todo: dict[Condition, list[int]] = {}
@@ -505,10 +567,12 @@ def predict_conditions(models, conditions, dataset_for, labels, batch_size, num_
                 out[i][condition] = cached
             else:
                 todo.setdefault(condition, []).append(i)
-    loaders = {}
+    loaders, finishers = {}, {}
     for condition in todo:
-        loader = DataLoader(Indexed(dataset_for(condition)), batch_size=batch_size, shuffle=False,
-                            num_workers=num_workers, pin_memory=device.type == "cuda")
+        dataset, finishers[condition] = dataset_for(condition)
+        loader = DataLoader(Indexed(dataset), batch_size=batch_size, shuffle=False,
+                            num_workers=num_workers, pin_memory=device.type == "cuda",
+                            collate_fn=None if finishers[condition] is None else collate_pending)
         loaders[condition] = accelerator.prepare(loader) if accelerator is not None else loader
     main = accelerator is None or accelerator.is_main_process
     with tqdm(total=sum(len(loader) for loader in loaders.values()), disable=not (progress and main),
@@ -517,7 +581,8 @@ def predict_conditions(models, conditions, dataset_for, labels, batch_size, num_
             bar.set_postfix_str(condition_name(condition))
             chosen = todo[condition]
             preds, seen = predict([models[i] for i in chosen], loader, device,
-                                  on_batch=lambda: bar.update(1), accelerator=accelerator)
+                                  on_batch=lambda: bar.update(1), accelerator=accelerator,
+                                  finish=finishers[condition])
             if not np.array_equal(seen, labels):
                 raise RuntimeError(f"{condition_name(condition)}: the test videos came back with "
                                    "other labels than the clean split's; is the corrupted copy "
