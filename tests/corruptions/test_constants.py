@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vidsparse.corruptions import blur, corrupt, list_corruptions, spatial, weather
+from vidsparse.corruptions import _ops, blur, corrupt, list_corruptions, spatial, weather
 from conftest import moving_square_clip
 
 SPATIAL = sorted(list_corruptions("spatial"))
@@ -111,7 +111,7 @@ def test_imagenet_c_differs_from_the_default_only_where_a_table_was_adjusted(cli
 
 @pytest.mark.parametrize("name", SPATIAL)
 def test_bad_constants_value_names_the_option_and_choices(clip, name):
-    with pytest.raises(ValueError, match=r"constants must be one of \('vidsparse', 'imagenet_c'\), got 'imagenet'"):
+    with pytest.raises(ValueError, match=r"constants must be one of \('vidsparse', 'imagenet_c', 'mini_kinetics_c', 'ucf101_p'\), got 'imagenet'"):
         corrupt(clip, name, 3, constants="imagenet")
 
 
@@ -134,3 +134,41 @@ def test_drops_and_flakes_cover_the_same_fraction_of_a_small_or_large_frame(name
         return np.mean([np.abs(corrupt(grey, name, 5, seed=s).astype(float) - 100).mean() for s in range(2)])
     small, reference = damage(64, 64), damage(224, 224)
     assert abs(small - reference) < 0.05 * reference, (small, reference)
+
+
+# --- The video benchmarks' constants ("mini_kinetics_c", "ucf101_p") ---------------------------
+
+# The corruptions for which a video benchmark publishes a table of its own (each cited where it
+# is defined); every other spatial corruption takes ImageNet-C's under its constants.
+OWN_TABLES = {("contrast", "mini_kinetics_c"), ("rain", "mini_kinetics_c"), ("shot_noise", "ucf101_p"),
+              ("speckle_noise", "ucf101_p")}
+
+
+@pytest.mark.parametrize("constants", ["mini_kinetics_c", "ucf101_p"])
+@pytest.mark.parametrize("name", SPATIAL)
+def test_video_benchmark_constants_are_imagenet_c_except_their_own_tables(clip, name, constants):
+    clip = clip[:2]
+    differs = [not np.array_equal(corrupt(clip, name, s, seed=0, constants=constants),
+                                  corrupt(clip, name, s, seed=0, constants="imagenet_c")) for s in (1, 3, 5)]
+    assert any(differs) == ((name, constants) in OWN_TABLES), differs
+
+
+def test_video_benchmark_tables_are_the_published_ones():
+    # Newbeeyoung/Video-Corruption-Robustness create_mini_ssv2_c.py contrast and rain;
+    # Maddy12/ActionRecognitionRobustnessEval core/video_perturb.py shot_noise, speckle_noise.
+    assert spatial.CONTRAST_FACTOR_MINI_KINETICS_C == (0.5, 0.4, 0.3, 0.2, 0.1)
+    assert weather.RAIN_MINI_KINETICS_C == ((770, 10, 0.8), (770, 30, 0.8), (770, 60, 0.7), (500, 60, 0.6),
+                                            (400, 80, 0.5))
+    assert spatial.SHOT_NOISE_PHOTONS_UCF101_P == (250, 100, 50, 30, 15)
+    assert spatial.SPECKLE_NOISE_STD_UCF101_P == (0.15, 0.2, 0.25, 0.3, 0.35)
+
+
+def test_severity_table_takes_a_table_per_benchmark_and_falls_back_to_imagenet_c():
+    published, ours, yi = (1, 2), (3, 4), (5, 6)
+    assert _ops.severity_table("vidsparse", published, ours, mini_kinetics_c=yi) == ours
+    assert _ops.severity_table("vidsparse", published, mini_kinetics_c=yi) == published
+    assert _ops.severity_table("imagenet_c", published, ours, mini_kinetics_c=yi) == published
+    assert _ops.severity_table("mini_kinetics_c", published, ours, mini_kinetics_c=yi) == yi
+    assert _ops.severity_table("ucf101_p", published, ours, mini_kinetics_c=yi) == published
+    with pytest.raises(TypeError, match=r"unknown benchmark table\(s\) \['mini_kinetic_c'\]"):
+        _ops.severity_table("ucf101_p", published, mini_kinetic_c=yi)

@@ -144,3 +144,34 @@ def test_fourier_filter_equals_direct_correlation_with_edge_padding():
     direct = F.conv2d(planes, kernel[None, None]).reshape(3, 2, 20, 27).permute(0, 2, 3, 1)
     torch.testing.assert_close(_ops.convolve_frames(x, kernel, frames_per_chunk=2), direct,
                                rtol=0, atol=1e-5)
+
+
+# --- fog(peak=): the clip's brightest value (default) or each frame's ---------------------------
+
+def test_fog_peak_frame_scales_each_frame_by_its_own_brightest_value():
+    # (x + w haze) * p / (p + w): a black frame stays black when p is its own maximum (0), and
+    # not when p is the clip's (another frame's 200).
+    clip = np.zeros((2, 32, 48, 3), np.uint8)
+    clip[1] = 200
+    assert not corrupt(clip, "fog", 3, seed=0, peak="frame")[0].any()
+    assert corrupt(clip, "fog", 3, seed=0)[0].any()
+
+
+def test_fog_peaks_agree_when_every_frame_holds_the_clips_maximum(clip):
+    # The moving square (210) is the brightest value of every frame.
+    np.testing.assert_array_equal(corrupt(clip, "fog", 4, seed=1, peak="frame"), corrupt(clip, "fog", 4, seed=1))
+
+
+def test_static_fog_with_peak_frame_is_frame_local():
+    # One haze map for the clip and each frame scaled by its own maximum: frames 3-5 corrupted
+    # alone are those rows of the whole clip's result (not so with the clip's maximum).
+    clip = np.random.default_rng(0).integers(0, 200, (8, 24, 32, 3), dtype=np.uint8)
+    clip[6] = 255  # the clip's maximum, outside frames 3-5
+    whole = corrupt(clip, "fog", 2, seed=3, peak="frame")
+    np.testing.assert_array_equal(corrupt(clip[3:6], "fog", 2, seed=3, peak="frame"), whole[3:6])
+    assert not np.array_equal(corrupt(clip[3:6], "fog", 2, seed=3), corrupt(clip, "fog", 2, seed=3)[3:6])
+
+
+def test_bad_fog_peak_names_the_option_and_choices(clip):
+    with pytest.raises(ValueError, match=r"peak must be one of \('clip', 'frame'\), got 'image'"):
+        corrupt(clip, "fog", 3, peak="image")

@@ -132,3 +132,17 @@ def test_the_manifest_records_the_generator_version(synthetic_kinetics, tmp_path
     corrupt_dataset(synthetic_kinetics, tmp_path, ["brightness"], [1], split="train", progress=False)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["corruption_version"] == CORRUPTION_VERSION == 2
+
+
+@pytest.mark.parametrize("temporal", ["static", "iid", "smooth"])
+def test_fog_with_each_frames_own_peak_is_frame_local(temporal):
+    from vidsparse.corruptions.registry import is_frame_local
+
+    assert not is_frame_local("fog", {"temporal": temporal})  # the clip's peak needs every frame
+    assert is_frame_local("fog", {"temporal": temporal, "peak": "frame"})
+    video = np.random.default_rng(5).integers(0, 256, (20, 24, 32, 3), dtype=np.uint8)
+    whole = corrupt(video, "fog", 3, seed=9, temporal=temporal, peak="frame")
+    frames = np.array([2, 3, 11, 17])
+    np.testing.assert_array_equal(
+        corrupt(video[frames], "fog", 3, seed=9, frames=frames, temporal=temporal, peak="frame"),
+        whole[frames])

@@ -94,3 +94,21 @@ def test_manifest_records_the_encoder_of_yis_frame_rate_reencode():
     assert "encoder" not in parameters("frame_rate", [1], {})
     encoder = parameters("frame_rate", [1, 5], {"codec": "h265"})["encoder"]
     assert encoder["encoder"] == "libx265" and encoder["crf"] == 28  # x265's default CRF, as Yi's ffmpeg call
+
+
+def test_corrupt_takes_a_preset_and_options_go_on_top():
+    import numpy as np
+
+    from vidsparse.corruptions import corrupt
+
+    clip = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    options = dict(expand_preset("mini_kinetics_c"))["brightness"]
+    assert np.array_equal(corrupt(clip, "brightness", 2, seed=3, preset="mini_kinetics_c"),
+                          corrupt(clip, "brightness", 2, seed=3, **options))
+    assert np.array_equal(corrupt(clip, "fog", 2, seed=3, preset="imagenet_c", temporal="iid"),
+                          corrupt(clip, "fog", 2, seed=3, **{**dict(expand_preset("imagenet_c"))["fog"],
+                                                             "temporal": "iid"}))
+    with pytest.raises(ValueError, match="gaussian_noise is not in the preset; it has: shot_noise"):
+        corrupt(clip, "gaussian_noise", 2, preset="mini_kinetics_c")
+    with pytest.raises(ValueError, match="unknown corruption preset 'nope'"):
+        corrupt(clip, "fog", 2, preset="nope")

@@ -35,13 +35,17 @@ SMOOTH_PERIOD = 8  # frames between two keyframe patterns in "smooth" mode
 # any resolution, and equals the published one at 224.
 REFERENCE_SIDE = 224
 
-# Which severity constants a spatial corruption uses (its ``constants`` option): "imagenet_c",
-# exactly the published tables of Hendrycks & Dietterich 2019 (reference code
-# hendrycks/robustness, imagenet_c/corruptions.py), for comparison with per-frame published
-# results; or "vidsparse" (the default), the same tables except for the few corruptions whose
-# published severities do not grow in pixel error, which get a minimally adjusted table (each
-# sits next to the published one, saying what changed and why).
-CONSTANTS = ("vidsparse", "imagenet_c")
+# Which severity constants a spatial corruption uses (its ``constants`` option):
+# * "vidsparse" (the default): ImageNet-C's tables, except for the few corruptions whose
+#   published severities do not grow in pixel error, which get a minimally adjusted table (each
+#   sits next to the published one, saying what changed and why);
+# * "imagenet_c": exactly the published tables of Hendrycks & Dietterich 2019 (reference code
+#   hendrycks/robustness, imagenet_c/corruptions.py), for comparison with per-frame results;
+# * "mini_kinetics_c" and "ucf101_p": the tables of the video benchmarks of Yi et al. 2021 and
+#   Schiappa et al. 2023, which reuse ImageNet-C's except for a few corruptions (each defined
+#   next to ImageNet-C's table, with its source); ImageNet-C's elsewhere.
+VIDEO_BENCHMARKS = ("mini_kinetics_c", "ucf101_p")
+CONSTANTS = ("vidsparse", "imagenet_c") + VIDEO_BENCHMARKS
 
 
 def check_choice(option: str, value, choices: Sequence) -> None:
@@ -50,15 +54,25 @@ def check_choice(option: str, value, choices: Sequence) -> None:
         raise ValueError(f"{option} must be one of {tuple(choices)}, got {value!r}")
 
 
-def severity_table(constants: str, imagenet_c: Sequence, vidsparse: Sequence | None = None) -> Sequence:
+def severity_table(constants: str, imagenet_c: Sequence, vidsparse: Sequence | None = None,
+                   **benchmarks: Sequence) -> Sequence:
     """The per-severity table for the ``constants`` option (see :data:`CONSTANTS`).
 
-    ``vidsparse`` is our adjusted table, or None where we use the published one as is.
+    ``vidsparse`` is our adjusted table, or None where we use ImageNet-C's as is. A video
+    benchmark that publishes its own table for the corruption passes it by name; the others
+    reuse ImageNet-C's, as the benchmarks' code does.
+
+    Example:
+        >>> severity_table("mini_kinetics_c", (0.4, 0.3, 0.2, 0.1, 0.05), mini_kinetics_c=(0.5, 0.4, 0.3, 0.2, 0.1))
+        (0.5, 0.4, 0.3, 0.2, 0.1)
     """
     check_choice("constants", constants, CONSTANTS)
-    if constants == "imagenet_c" or vidsparse is None:
-        return imagenet_c
-    return vidsparse
+    unknown = sorted(set(benchmarks) - set(VIDEO_BENCHMARKS))
+    if unknown:  # a misspelt benchmark would silently fall back to ImageNet-C's table
+        raise TypeError(f"severity_table: unknown benchmark table(s) {unknown}; known: {VIDEO_BENCHMARKS}")
+    if constants == "vidsparse":
+        return imagenet_c if vidsparse is None else vidsparse
+    return benchmarks.get(constants, imagenet_c)
 
 
 # The source frames of the clips being corrupted (their indices in the whole videos): a

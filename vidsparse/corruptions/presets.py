@@ -243,10 +243,14 @@ register_preset(Preset(
             "Our own streak model (soft near-vertical streaks at 70-110 degrees over a grey "
             "haze, weather.RAIN); Yi et al. draw 1-pixel lines, blur them into the frame and "
             "lower its contrast (create_mini_ssv2_c.py rain).",
-            "Yi et al.'s code picks a random slant per frame but draws every streak with slant "
-            "-1 (rain_process is passed slant_extreme, not slant); the random slant only "
-            "shifts the range of the streaks' x positions. constants='mini_kinetics_c' "
-            "reproduces that."),
+            "constants='mini_kinetics_c' gives their drops (a random slant per frame that only "
+            "shifts the drops' x range; every line drawn with slant -1, as their code passes "
+            "slant_extreme to the drawing), uint8 casts and 3 x 3 box blur. The lines come from "
+            "our own code of OpenCV's clipping and Bresenham rules, not from cv2.line (the same "
+            "pixels on every line we compared); the draws differ and the last cast rounds (see "
+            "the notes). On frames other than 224 px: the drops of a 224-px version of the "
+            "frame, lengths scaled, lines 1 px wide (a smaller frame's mask is drawn at 224 px "
+            "and shrunk)."),
         "contrast": Difference(
             "ImageNet-C's factors 0.4, 0.3, 0.2, 0.1, 0.05 (ours and imagenet_c); Yi et al. "
             "use 0.5, 0.4, 0.3, 0.2, 0.1 (ImageNet-C's table is commented out in their code)."),

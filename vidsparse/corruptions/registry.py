@@ -37,7 +37,8 @@ DEVICE_TOLERANCE_LEVELS = 1
 DEVICE_TOLERANCE_FRACTION = 1e-3
 
 
-def register_corruption(name: str, kind: str, frame_local: bool | tuple[str, ...] = False, *,
+def register_corruption(name: str, kind: str,
+                        frame_local: bool | tuple[str, ...] | Callable[[dict], bool] = False, *,
                         batched: bool = False, cpu_only: bool = False) -> Callable:
     """Register ``fn(video, severity, rng, **options) -> video``.
 
@@ -45,7 +46,8 @@ def register_corruption(name: str, kind: str, frame_local: bool | tuple[str, ...
     own random pattern (drawn with ``_ops.pattern_plans``), so :func:`corrupt` can take the
     frames of a clip alone (``frames=``); a tuple of ``temporal`` modes when that holds in those
     modes only (a statistic of the whole clip's patterns is frame-local only when there is one
-    pattern); False (the default) when the corruption needs the whole video.
+    pattern); a function of the options (a dict of the ones given) when it depends on another
+    option; False (the default) when the corruption needs the whole video.
 
     ``video`` is a uint8 ``T x H x W x C`` torch tensor; ``rng`` is a ``numpy.random.Generator``
     seeded from the caller's seed. The function returns a uint8 ``T' x H x W x C`` tensor
@@ -73,9 +75,12 @@ def is_frame_local(name: str, options: Mapping[str, Any] | None = None) -> bool:
     """Whether ``corrupt(..., frames=...)`` can corrupt a clip of ``name`` (with ``options``) alone.
 
     Temporal and codec corruptions, and the spatial ones that use a statistic of the whole
-    video (fog's and spatter's maximum, frost's spread of its iid / smooth fields), are not.
+    video (fog's maximum unless ``peak="frame"``, spatter's maximum, frost's spread of its iid /
+    smooth fields), are not.
     """
     local = CORRUPTIONS.meta(name).get("frame_local", False)
+    if callable(local):
+        return bool(local(dict(options or {})))
     if isinstance(local, tuple):
         return dict(options or {}).get("temporal", "static") in local
     return bool(local)
@@ -90,7 +95,8 @@ def list_corruptions(kind: str | None = None) -> dict[str, str]:
 
 
 def corrupt(video: Any, name: str, severity: int = 3, seed: int | Sequence[int] = 0, *,
-            frames: Sequence[int] | Sequence[Sequence[int]] | None = None, **options: Any):
+            frames: Sequence[int] | Sequence[Sequence[int]] | None = None, preset: str | None = None,
+            **options: Any):
     """Corrupt a uint8 video clip (``T x H x W x C``) or a batch of clips (``B x T x H x W x C``).
 
     Returns the same type (numpy array or torch tensor), dtype and device; spatial and codec
@@ -115,6 +121,10 @@ def corrupt(video: Any, name: str, severity: int = 3, seed: int | Sequence[int] 
     ``B x T`` array, one row per clip) and the result is exactly those rows of the whole
     video's result, at the cost of these frames alone.
 
+    ``preset``: a benchmark preset (``"imagenet_c"``, ``"mini_kinetics_c"``, ``"ucf101_p"``; see
+    :mod:`vidsparse.corruptions.presets`) whose options for ``name`` (the published constants
+    and behaviour) are used, with ``options`` on top; a corruption the preset lacks is an error.
+
     Example:
         >>> clip = np.zeros((8, 64, 64, 3), np.uint8)
         >>> vidsparse.corrupt(clip, "fog", severity=3, seed=0).shape
@@ -123,6 +133,8 @@ def corrupt(video: Any, name: str, severity: int = 3, seed: int | Sequence[int] 
     fn = CORRUPTIONS.get(name)
     if severity not in SEVERITIES:
         raise ValueError(f"corrupt({name!r}): severity must be one of {SEVERITIES}, got {severity!r}")
+    if preset is not None:
+        options = {**preset_options(preset, name), **options}
     _check_options(name, fn, options)
     is_numpy = isinstance(video, np.ndarray)
     tensor = torch.from_numpy(np.ascontiguousarray(video)) if is_numpy else video
@@ -201,6 +213,21 @@ def _clip_seeds(name: str, seed: Any, tensor: torch.Tensor) -> list:
         raise ValueError(f"corrupt({name!r}): seed must be an int or one int per clip of the batch "
                          f"({len(tensor)} clips), got {seed!r}")
     return [int(s) for s in seeds]
+
+
+def preset_options(preset: str, name: str) -> dict[str, Any]:
+    """The options benchmark ``preset`` gives corruption ``name``; a ValueError names the
+    preset's corruptions when it lacks ``name`` (or lists the presets when ``preset`` is unknown)."""
+    from vidsparse.corruptions.presets import expand_preset  # presets.py is data; no cycle
+
+    try:
+        conditions = dict(expand_preset(preset))
+    except KeyError as err:  # the registry's message lists the known presets
+        raise ValueError(f"preset: {err.args[0]}") from None
+    if name not in conditions:
+        raise ValueError(f"corrupt({name!r}, preset={preset!r}): {name} is not in the preset; "
+                         f"it has: {', '.join(conditions)}")
+    return dict(conditions[name])
 
 
 def _check_frames(name: str, frames: Any, tensor: torch.Tensor, options: Mapping[str, Any]) -> np.ndarray:

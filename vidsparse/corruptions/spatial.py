@@ -14,10 +14,12 @@ older benchmarks' behaviour, which flickers) or ``temporal="smooth"`` (the patte
 keyframe patterns every ``_ops.SMOOTH_PERIOD`` frames, blended in between; noise fields keep
 their variance, maps and blur angles are interpolated linearly; see ``_ops.pattern_plans``).
 
-Every spatial corruption takes ``constants="vidsparse"`` (default) or ``"imagenet_c"``: the
-published ImageNet-C severity tables exactly, or ours, which are the same except where the
+Every spatial corruption takes ``constants="vidsparse"`` (default), ``"imagenet_c"``,
+``"mini_kinetics_c"`` or ``"ucf101_p"``: ours, which are ImageNet-C's except where the
 published severities do not grow in pixel error (fog here; zoom and glass blur, elastic
-transform, spatter, snow and frost in the other modules). See ``_ops.CONSTANTS``.
+transform, spatter, snow and frost in the other modules); the published ImageNet-C tables
+exactly; or a video benchmark's, which are ImageNet-C's except for contrast (Yi et al.), shot
+and speckle noise (Schiappa et al.) here and rain in ``weather.py``. See ``_ops.CONSTANTS``.
 
 More ImageNet-C corruptions live in ``blur.py``, ``digital.py`` and ``weather.py``.
 """
@@ -39,6 +41,11 @@ GAUSSIAN_NOISE_STD = (0.08, 0.12, 0.18, 0.26, 0.38)
 SHOT_NOISE_PHOTONS = (60, 25, 12, 5, 3)  # Poisson rate at full intensity: fewer = noisier
 IMPULSE_NOISE_AMOUNT = (0.03, 0.06, 0.09, 0.17, 0.27)  # fraction of values set to 0 or 1
 SPECKLE_NOISE_STD = (0.15, 0.2, 0.35, 0.45, 0.6)  # multiplicative: x + x * N(0, std)
+# UCF101-P's milder noise (Schiappa et al. 2023, "A large-scale robustness analysis of video
+# action recognition models"; Maddy12/ActionRecognitionRobustnessEval, core/video_perturb.py,
+# VideoPerturbation.shot_noise and .speckle_noise): constants="ucf101_p".
+SHOT_NOISE_PHOTONS_UCF101_P = (250, 100, 50, 30, 15)
+SPECKLE_NOISE_STD_UCF101_P = (0.15, 0.2, 0.25, 0.3, 0.35)
 MOTION_BLUR_RADIUS_SIGMA = ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15))  # pixels at 224
 MOTION_BLUR_ANGLE = (-45.0, 45.0)  # degrees, uniform
 DEFOCUS_RADIUS_ALIAS = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))  # disk radius at 224, antialias sigma
@@ -50,6 +57,12 @@ FOG_STRENGTH_DECAY = ((1.5, 2.0), (2.0, 2.0), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)
 # w / (peak + w) * |peak * map - x|, grows with the weight w.
 FOG_STRENGTH_DECAY_MONOTONE = ((1.5, 1.7), (2.0, 1.7), (2.5, 1.7), (2.75, 1.7), (3.0, 1.7))
 CONTRAST_FACTOR = (0.4, 0.3, 0.2, 0.1, 0.05)  # deviation from the per-frame channel mean is scaled by this
+# Mini Kinetics-C's milder contrast (Yi et al. 2021, "Benchmarking the robustness of
+# spatial-temporal models against corruptions"; Newbeeyoung/Video-Corruption-Robustness,
+# create_mini_ssv2_c.py contrast, which create_mini_kinetics_c.py imports; ImageNet-C's table is
+# commented out there): constants="mini_kinetics_c".
+CONTRAST_FACTOR_MINI_KINETICS_C = (0.5, 0.4, 0.3, 0.2, 0.1)
+FOG_PEAKS = ("clip", "frame")  # fog's peak option: what the haze is normalised by
 BRIGHTNESS_SHIFT = (0.1, 0.2, 0.3, 0.4, 0.5)  # added to HSV value
 
 
@@ -64,7 +77,7 @@ def gaussian_noise(video, severity, rngs, *, temporal="static", constants="vidsp
 @register_corruption("speckle_noise", kind="spatial", frame_local=True, batched=True)
 def speckle_noise(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     """Multiplicative Gaussian noise ``x + x * N(0, std)`` (ImageNet-C's speckle noise)."""
-    std = _ops.severity_table(constants, SPECKLE_NOISE_STD)[severity - 1]
+    std = _ops.severity_table(constants, SPECKLE_NOISE_STD, ucf101_p=SPECKLE_NOISE_STD_UCF101_P)[severity - 1]
     noise = _ops.normal_fields(rngs, temporal, tuple(video.shape[1:]), video)
     x = _ops.to_float(video)
     return _ops.to_uint8_(x + x * std * noise)
@@ -78,7 +91,7 @@ def shot_noise(video, severity, rngs, *, temporal="static", constants="vidsparse
     Poisson quantile of ``u`` at each pixel's own rate: a pixel that does not change keeps
     its noisy value, one that changes gets the noise its new intensity implies.
     """
-    photons = _ops.severity_table(constants, SHOT_NOISE_PHOTONS)[severity - 1]
+    photons = _ops.severity_table(constants, SHOT_NOISE_PHOTONS, ucf101_p=SHOT_NOISE_PHOTONS_UCF101_P)[severity - 1]
     u = _ops.uniform_fields(rngs, temporal, tuple(video.shape[1:]), video)
     return _shot_noise_lookup(video, photons, u)
 
@@ -259,19 +272,26 @@ def _disk_kernel(radius: float, alias_sigma: float) -> torch.Tensor:
     return torch.from_numpy(soft / soft.sum()).to(torch.float32)
 
 
-# Not frame-local: the haze is scaled by the whole clip's brightest value (see below).
-@register_corruption("fog", kind="spatial", batched=True)
-def fog(video, severity, rngs, *, temporal="static", constants="vidsparse"):
+# Not frame-local by default: the haze is scaled by the whole clip's brightest value (see
+# below). With peak="frame" a frame needs only its own maximum and its haze (the clip's one map,
+# or its frame's / keyframes' maps, keyed by index), so it is frame-local in every temporal mode.
+@register_corruption("fog", kind="spatial", batched=True,
+                     frame_local=lambda options: options.get("peak", "clip") == "frame")
+def fog(video, severity, rngs, *, temporal="static", constants="vidsparse", peak="clip"):
     """Adds a diamond-square fractal haze and compresses the range back (ImageNet-C's fog).
+
+    ``(x + w * haze) * peak / (peak + w)`` with ``peak`` the brightest value: of the whole clip
+    with ``peak="clip"`` (the default), so the fog does not pulse when a bright object enters;
+    of each frame with ``peak="frame"``, as ImageNet-C (one image) and Yi et al. 2021's
+    per-frame loop (``max_val = image.max()``, create_mini_ssv2_c.py fog) do.
 
     The map is drawn at the 224-reference scale: the frame is measured in reference pixels
     (short side 224), a map of the next power-of-two size is drawn (256 for a square 224
     frame, exactly ImageNet-C), cropped to the frame's aspect ratio and resized to ``H x W``,
-    so the haze has the same structure relative to the frame at every resolution. ImageNet-C
-    normalises by the image maximum; we take the maximum over the clip so that the fog does not
-    pulse when a bright object enters. By default one fractal decay serves every severity (see
-    ``FOG_STRENGTH_DECAY_MONOTONE``).
+    so the haze has the same structure relative to the frame at every resolution. By default
+    one fractal decay serves every severity (see ``FOG_STRENGTH_DECAY_MONOTONE``).
     """
+    _ops.check_choice("peak", peak, FOG_PEAKS)
     _, t, h, w, _ = video.shape
     strength, decay = _ops.severity_table(constants, FOG_STRENGTH_DECAY, FOG_STRENGTH_DECAY_MONOTONE)[severity - 1]
     scale = _ops.reference_scale(h, w)
@@ -289,8 +309,8 @@ def fog(video, severity, rngs, *, temporal="static", constants="vidsparse"):
     maps = _ops.device_patterns(_ops.pattern_plans(rngs, temporal, t), draw, video, blend="linear")
     haze = _ops.resize_maps(_ops.frames_of(maps), h, w).unflatten(0, maps.shape[:2])
     x = _ops.to_float(video)
-    peak = x.amax(dim=(1, 2, 3, 4), keepdim=True)  # each clip's own
-    return _ops.to_uint8_((x + strength * haze[..., None]) * peak / (peak + strength))
+    brightest = x.amax(dim=(1, 2, 3, 4) if peak == "clip" else (2, 3, 4), keepdim=True)  # each clip's or frame's own
+    return _ops.to_uint8_((x + strength * haze[..., None]) * brightest / (brightest + strength))
 
 
 FOG_MAX_MAP = 1024  # the largest fractal map drawn; longer sides tile it (see fog)
@@ -299,7 +319,7 @@ FOG_MAX_MAP = 1024  # the largest fractal map drawn; longer sides tile it (see f
 @register_corruption("contrast", kind="spatial", frame_local=True, batched=True)
 def contrast(video, severity, rngs, *, constants="vidsparse"):
     """Pulls every frame towards its per-channel mean (ImageNet-C, applied per frame)."""
-    factor = _ops.severity_table(constants, CONTRAST_FACTOR)[severity - 1]
+    factor = _ops.severity_table(constants, CONTRAST_FACTOR, mini_kinetics_c=CONTRAST_FACTOR_MINI_KINETICS_C)[severity - 1]
     x = _ops.to_float(video)
     # Each clip's frame means as alone: on a GPU a reduction over more frames may add in
     # another order, and a clip of a batch must equal the clip alone.
