@@ -309,14 +309,14 @@ def scaled_table(names: Sequence[str], decode_whole: float, costs: dict[str, Cos
                         for storage in ("lossless", "h264")]
             rows.append(f"| {label} | {dataset.name} ({dataset.videos:,} x {dataset.frames} frames "
                          f"{dataset.width}x{dataset.height}) | {fmt_hours(core_hours(whole, dataset))} | "
-                         f"{fmt_hours(core_hours(needed, dataset))} | not measured (no GPU lent) | "
+                         f"{fmt_hours(core_hours(needed, dataset))} | "
                          f"{disk[0]} | {disk[1]} |")
     if not rows:
         return ["Scaling to whole datasets needs every corruption of a sweep (run without --corruptions)."]
     return [f"Scaled to whole datasets ({SEVERITIES} severities per corruption, each costing what the "
             "measured one does; one corruption pass per evaluation; centre clip):", "",
-            "| sweep | dataset | core-hours, whole video | core-hours, needed frames | GPU-hours | "
-            "disk, lossless copies | disk, H.264 copies |", "|---|---|---:|---:|---|---:|---:|", *rows]
+            "| sweep | dataset | core-hours, whole video | core-hours, needed frames | "
+            "disk, lossless copies | disk, H.264 copies |", "|---|---|---:|---:|---:|---:|", *rows]
 
 
 def main(argv: list[str] | None = None) -> None:

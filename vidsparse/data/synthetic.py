@@ -11,6 +11,14 @@ keyed on ``(seed, video index within class)`` and never on the class: video ``k`
 how it moves. Motion wraps around the frame edges (the frame is a torus) and zoom cycles
 through a fixed range of scales (fading out and in where the cycle restarts), so at *every* time step the distribution of what one frame
 shows is the same for every class: a model must look at several frames to beat chance.
+
+``spread`` makes the translations ambiguous by a known amount: each video travels in its
+class's direction turned by an angle drawn uniformly from ``[-spread, +spread]`` degrees
+(again keyed on ``(seed, index)``, not on the class). Past half the angle between two
+classes' directions their ranges overlap, and a video travelling in the overlap is as likely
+to be of either class: no model beats :func:`best_accuracy`, which for the four
+translations is ``45 / spread`` (spread 56.25 degrees: 80%). Directions that vary within a
+class are also closer to real actions than four exact ones.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import io
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
@@ -159,14 +167,24 @@ class Scene:
 
     background: np.ndarray  # H x W x 3 float32 in [0, 1]
     objects: tuple[SceneObject, ...]
+    # Radians, clockwise on screen: how far this video's direction of travel is turned from
+    # its class's (``spread`` in :func:`draw_scene`). Rotations and zooms have no direction.
+    turn: float = 0.0
 
     @property
     def size(self) -> tuple[int, int]:
         return self.background.shape[1], self.background.shape[0]
 
 
-def draw_scene(index: int, seed: int = 0, size: tuple[int, int] = DEFAULT_SIZE) -> Scene:
-    """The appearance of video ``index``; the RNG is keyed on ``(seed, index)`` only."""
+def draw_scene(index: int, seed: int = 0, size: tuple[int, int] = DEFAULT_SIZE,
+               spread: float = 0.0) -> Scene:
+    """The appearance of video ``index``; the RNG is keyed on ``(seed, index)`` only.
+
+    ``spread`` (degrees) sets :attr:`Scene.turn` to ``spread * (2u - 1)`` with ``u`` from a
+    second RNG keyed on ``(seed, index, 1)``: the appearance is the same for every spread,
+    spread 0 gives the scenes of a generator without it, and a larger spread scales each
+    video's turn without changing its sign.
+    """
     width, height = size
     rng = np.random.default_rng([seed, index])
     unit = min(width, height) / _REFERENCE_SIDE
@@ -200,12 +218,60 @@ def draw_scene(index: int, seed: int = 0, size: tuple[int, int] = DEFAULT_SIZE) 
             scale_phase=rng.uniform(0, 1),
             zoom_rate=1.0 / rng.uniform(*_ZOOM_PERIOD),
         ))
-    return Scene(background.astype(np.float32), tuple(objects))
+    turn = math.radians(spread) * (2.0 * np.random.default_rng([seed, index, 1]).uniform() - 1.0)
+    return Scene(background.astype(np.float32), tuple(objects), turn)
+
+
+def turned(motion: str | Motion, angle: float) -> Motion:
+    """``motion`` with its direction turned by ``angle`` radians, clockwise on screen (y down).
+
+    Example:
+        >>> turned("MoveRight", math.pi / 2).direction  # right, turned clockwise: down
+        (6.123233995736766e-17, 1.0)
+    """
+    motion = get_motion(motion)
+    dx, dy = motion.direction
+    cos, sin = math.cos(angle), math.sin(angle)
+    return replace(motion, direction=(dx * cos - dy * sin, dx * sin + dy * cos))
+
+
+def best_accuracy(classes: Sequence[str | Motion], spread: float) -> float:
+    """The highest accuracy any model can have on ``classes`` at direction ``spread``.
+
+    A class's videos travel in directions spread uniformly over an arc of ``2 * spread``
+    degrees around its own, so a direction inside k of these arcs is equally likely to come
+    from each of the k classes (the classes are equally frequent): the Bayes classifier is
+    right with probability 1/k there. Averaged, that is the length of the arcs' union over
+    ``len(classes) * 2 * spread``, with 1 counted for each class that does not translate
+    (rotations and zooms are never confused with translations or with each other). Exact
+    for a model that sees the direction of travel; a real one does no better.
+
+    Example:
+        >>> best_accuracy(list_motions()[:4], spread=56.25)  # MoveDown/Left/Right/Up
+        0.8
+    """
+    if not 0 <= spread <= 180:
+        raise ValueError(f"spread must be in [0, 180] degrees, got {spread!r}")
+    motions = [get_motion(m) for m in classes]
+    angles = [math.degrees(math.atan2(m.direction[1], m.direction[0])) % 360.0
+              for m in motions if m.direction != (0.0, 0.0)]
+    if not angles or spread == 0:
+        return 1.0
+
+    def covered(angle: float) -> bool:
+        return any(abs((angle - a + 180.0) % 360.0 - 180.0) <= spread for a in angles)
+
+    # Coverage only changes at the arcs' ends: test the middle of each piece between them.
+    ends = sorted({(a + side * spread) % 360.0 for a in angles for side in (-1, 1)})
+    pieces = zip(ends, ends[1:] + [ends[0] + 360.0])
+    union = sum(b - a for a, b in pieces if covered((a + b) / 2.0))
+    still = len(motions) - len(angles)
+    return (still + union / (2.0 * spread)) / len(motions)
 
 
 def render(scene: Scene, motion: str | Motion, frames: int = DEFAULT_FRAMES) -> np.ndarray:
     """Frames ``0..frames-1`` of ``scene`` moving by ``motion``, as uint8 ``T x H x W x 3``."""
-    motion = get_motion(motion)
+    motion = turned(motion, scene.turn) if scene.turn else get_motion(motion)
     width, height = scene.size
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
     out = np.empty((frames, height, width, 3), dtype=np.uint8)
@@ -223,8 +289,10 @@ def synthetic_video(
     seed: int = 0,
     frames: int = DEFAULT_FRAMES,
     size: tuple[int, int] = DEFAULT_SIZE,
+    spread: float = 0.0,
 ) -> np.ndarray:
-    """Video ``index`` of class ``motion`` as uint8 ``T x H x W x 3`` (before any encoding).
+    """Video ``index`` of class ``motion`` as uint8 ``T x H x W x 3`` (before any encoding);
+    ``spread`` is :func:`draw_scene`'s.
 
     Example:
         >>> a = synthetic_video("MoveLeft", index=3, seed=0)
@@ -232,7 +300,7 @@ def synthetic_video(
         >>> a.shape, bool((a[0] == b[0]).all()), bool((a[1] == b[1]).all())
         ((32, 64, 80, 3), True, False)
     """
-    return render(draw_scene(index, seed, size), motion, frames)
+    return render(draw_scene(index, seed, size, spread), motion, frames)
 
 
 def _texture(rng: np.random.Generator, height: int, width: int, wavelength: float,
@@ -303,14 +371,20 @@ class SyntheticSummary:
     size: tuple[int, int]
     fps: float
     seed: int
+    spread: float = 0.0
+    best_accuracy: float = 1.0  # :func:`best_accuracy` of these classes at this spread
 
     def __str__(self) -> str:
         width, height = self.size
         held_out = "validate" if self.layout == "kinetics" else "test"
-        return (f"wrote {self.num_train + self.num_test} videos ({self.num_train} train, "
+        text = (f"wrote {self.num_train + self.num_test} videos ({self.num_train} train, "
                 f"{self.num_test} {held_out}) in the {self.layout} layout to {self.root}\n"
                 f"  classes ({len(self.classes)}): {', '.join(self.classes)}\n"
                 f"  {self.frames} frames of {width}x{height} at {self.fps:g} fps, seed {self.seed}")
+        if self.spread:
+            text += (f"\n  directions spread by up to {self.spread:g} degrees: no model can be "
+                     f"right on more than {self.best_accuracy:.1%} of the videos")
+        return text
 
 
 # A layout writer: (out, class names, videos per class, render(name, index), fps, progress)
@@ -458,6 +532,7 @@ def make_synthetic(
     size: tuple[int, int] = DEFAULT_SIZE,
     fps: float = DEFAULT_FPS,
     progress: bool = False,
+    spread: float = 0.0,
 ) -> SyntheticSummary:
     """Write the synthetic motion dataset to ``out`` as real video files.
 
@@ -470,16 +545,20 @@ def make_synthetic(
     ``"kinetics"`` (H.264 MP4 under ``train/`` and ``validate/``, CSV annotations, labels
     such as ``move right``); ``num_test`` then counts the validate split. The same arguments
     write identical frames (before encoding). ``size`` is ``(width, height)``; both must be
-    even (yuv420p). Run again into the same ``out`` (with fewer classes or videos), it
+    even (yuv420p). ``spread`` in [0, 180] degrees turns each video's direction of travel
+    by a random angle up to that (see :func:`draw_scene`); past 45 the four translations
+    overlap and :func:`best_accuracy` drops below 1. Run again into the same ``out`` (with
+    fewer classes or videos), it
     deletes the videos of the earlier run that are not in the new lists, once the lists are
     written; files it would not have named are left alone.
     """
-    _check_options(layout, classes, videos_per_class, seed, frames, size, fps)
+    _check_options(layout, classes, videos_per_class, seed, frames, size, fps, spread)
     out = Path(out)
     names = list_motions()[:classes]
+    ceiling = best_accuracy(names, spread)
 
     def render_video(name: str, index: int) -> np.ndarray:
-        return synthetic_video(name, index, seed=seed, frames=frames, size=size)
+        return synthetic_video(name, index, seed=seed, frames=frames, size=size, spread=spread)
 
     extra = {"seed": seed} if layout == "kinetics" else {}
     num_train, num_test = LAYOUTS.get(layout)(out, names, videos_per_class, render_video,
@@ -487,10 +566,10 @@ def make_synthetic(
     if layout == "kinetics":
         names = [kinetics_label(n) for n in names]
     return SyntheticSummary(out, layout, tuple(names), num_train, num_test, frames,
-                            tuple(size), float(fps), seed)
+                            tuple(size), float(fps), seed, float(spread), ceiling)
 
 
-def _check_options(layout, classes, videos_per_class, seed, frames, size, fps) -> None:
+def _check_options(layout, classes, videos_per_class, seed, frames, size, fps, spread) -> None:
     def positive_int(option: str, value, minimum: int, why: str = "") -> None:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
             raise SyntheticConfigError(option, f"must be an integer >= {minimum}{why}, "
@@ -515,3 +594,6 @@ def _check_options(layout, classes, videos_per_class, seed, frames, size, fps) -
             raise SyntheticConfigError(option, f"must be even (yuv420p video), got {value}")
     if not fps > 0:
         raise SyntheticConfigError("fps", f"must be > 0, got {fps!r}")
+    if isinstance(spread, bool) or not isinstance(spread, (int, float, np.number)) \
+            or not 0 <= spread <= 180:
+        raise SyntheticConfigError("spread", f"must be a number of degrees in [0, 180], got {spread!r}")
