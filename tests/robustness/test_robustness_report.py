@@ -102,8 +102,8 @@ def test_write_report_files_and_roundtrip(written):
         "runs/1", "rigl", 0.5, 0.5)
     assert results["baseline"] == "Dense" and results["baseline_checkpoint"] == "runs/0"
     assert results["seed"] == 7
-    assert results["corruptions"] == {"fog": {"kind": "spatial", "severities": [1, 2]},
-                                      "freeze": {"kind": "temporal", "severities": [1]}}
+    assert results["corruptions"] == {"fog": {"kind": "spatial", "severities": [1, 2], "options": {}},
+                                      "freeze": {"kind": "temporal", "severities": [1], "options": {}}}
     assert results["families"] == {"fog": "weather", "freeze": "temporal"}
     assert results["frequency_order"] == ["fog", "freeze"]
     assert results["dataset"]["videos"] == evaluation.videos
