@@ -22,7 +22,8 @@ def sweep(*overrides: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_sweep_trains_corrupts_evaluates_and_a_rerun_skips_everything(synthetic_ucf101, tmp_path):
     args = [f"output_dir={tmp_path}", f"data.root={synthetic_ucf101}", "launch=[]",
-            "train.methods=[dense,set]", "train.sparsities=[0.3,0.5]",
+            "train.methods=[dense,set]", "train.sparsities=[0.3,0.5]", "train.seeds=[0]",
+            "corrupt.on_disk=true",
             "train.overrides=[max_steps=2,batch_size=2,eval_at_end=false]",
             "corrupt.corruptions=[fog]", "corrupt.severities=[2]", "corrupt.workers=1"]
     first = sweep(*args)
@@ -82,11 +83,11 @@ def test_sweeps_corrupt_on_the_fly_unless_the_file_asks_for_copies(tmp_path):
     minimal = tmp_path / "minimal.yaml"
     minimal.write_text("train: {methods: [dense]}\n")
     assert _merged(str(minimal))["corrupt"]["on_disk"] is False
-    # The paper sweeps run on the fly; `make demo` keeps writing its (small) copies.
+    # The paper sweeps and `make demo` run on the fly.
     ucf = _merged("recipes/sweeps/ucf101_paper.yaml")
     kinetics = _merged("recipes/sweeps/kinetics_subset_paper.yaml")
     assert ucf["corrupt"]["on_disk"] is False and kinetics["corrupt"]["on_disk"] is False
-    assert _merged("recipes/sweeps/demo.yaml")["corrupt"]["on_disk"] is True
+    assert _merged("recipes/sweeps/demo.yaml")["corrupt"]["on_disk"] is False
     # The Kinetics subset sweep trains the Kinetics-subset config on the same protocol.
     assert kinetics["train"]["config"] == "recipes/configs/kinetics_subset_i3d_r50.yaml"
     assert kinetics["data"]["root"] == "data/mini_kinetics"
