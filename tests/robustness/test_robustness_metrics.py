@@ -451,3 +451,11 @@ def test_report_names_a_corruption_one_checkpoint_lacks():
     lines = [l for l in report.render_markdown(results, plot_name=None).splitlines() if "Left out" in l]
     assert len(lines) == 2  # summary and dense-vs-DST tables
     assert all("RigL sparsity 0.5 vs Dense: freeze (sev 1) not in RigL sparsity 0.5" in l for l in lines)
+
+
+def test_relative_ce_is_undefined_when_the_baseline_loses_nothing_up_to_rounding():
+    # 1 - a - (1 - c) is 2.8e-17, not 0, for these accuracies: a ratio by it would be ~1e16.
+    base = {"clean": 0.738095238095238, "corrupted": {"contrast": {1: 0.738095238095238 + 1e-16}}}
+    other = {"clean": 0.7, "corrupted": {"contrast": {1: 0.6}}}
+    rce = metrics.relative_corruption_errors(other, base)
+    assert math.isnan(rce["contrast"])

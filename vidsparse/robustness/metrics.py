@@ -696,5 +696,10 @@ def _gain(value: float, base: float) -> float:
     return _ratio(value - base, base)
 
 
+# Accuracies are counts over at most millions of videos: a sum of their differences below this
+# is zero that float rounding left behind (1 - a - (1 - c) for a == c is not always exactly 0).
+ZERO_SUM = 1e-9
+
+
 def _ratio(num: float, den: float) -> float:
-    return float(num) / float(den) if den else math.nan
+    return float(num) / float(den) if abs(den) > ZERO_SUM else math.nan
