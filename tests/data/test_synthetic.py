@@ -15,12 +15,14 @@ from vidsparse.data.synthetic import (
     Scene,
     SceneObject,
     SyntheticConfigError,
+    best_accuracy,
     draw_scene,
     get_motion,
     list_motions,
     make_synthetic,
     render,
     synthetic_video,
+    turned,
     ucf101_groups,
 )
 
@@ -175,6 +177,9 @@ def test_written_videos_decode_to_the_generated_frames(synthetic_ucf101):
     (dict(size=(64, 8)), "height"),
     (dict(layout="kinetic"), "layout"),
     (dict(fps=0), "fps"),
+    (dict(spread=-1.0), "spread"),
+    (dict(spread=181), "spread"),
+    (dict(spread="wide"), "spread"),
 ])
 def test_bad_arguments_name_the_option(tmp_path, kwargs, option):
     with pytest.raises(SyntheticConfigError, match=f"^{option}: ") as err:
@@ -202,6 +207,7 @@ def test_cli_writes_and_summarises(tmp_path, monkeypatch, capsys):
     (["--videos-per-class", "1"], "--videos-per-class"),
     (["--width", "33"], "--width: must be even"),
     (["--layout", "kinetic"], "--layout"),
+    (["--spread", "200"], "--spread: must be a number of degrees in [0, 180]"),
 ])
 def test_cli_errors_name_the_option(tmp_path, monkeypatch, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -241,3 +247,87 @@ def test_a_smaller_run_into_the_same_folder_removes_the_earlier_videos_only(tmp_
     assert set(out.glob(pattern)) - {keep} == listed
     assert keep.read_bytes() == b"mine"
     assert dataset.num_classes == 2 and not dataset.skipped
+
+
+# --------------------------------------------------------------------------- direction spread
+
+TRANSLATIONS = ["MoveDown", "MoveLeft", "MoveRight", "MoveUp"]  # list_motions()[:4]
+
+
+@pytest.mark.parametrize("classes, spread, expected", [
+    # Four directions 90 degrees apart, each spread over 2 * spread degrees: up to 45 the arcs
+    # do not overlap; past it the 360 degrees they cover are shared by 4 * 2 * spread.
+    (TRANSLATIONS, 0.0, 1.0),
+    (TRANSLATIONS, 45.0, 1.0),
+    (TRANSLATIONS, 56.25, 360 / 450),  # 0.8
+    (TRANSLATIONS, 90.0, 360 / 720),
+    (TRANSLATIONS, 180.0, 0.25),  # every direction equally likely for every class: chance
+    # Down and left, 90 degrees apart: at 56.25 the arcs overlap by 22.5 degrees of 225.
+    (["MoveDown", "MoveLeft"], 56.25, (225 - 22.5) / 225),
+    (["MoveRight"], 90.0, 1.0),  # nothing to confuse it with
+    # Rotations and zooms do not translate: each keeps 1; the four translations share 360/360.
+    (list_motions(), 90.0, (4 + 360 / 180) / 8),
+])
+def test_best_accuracy_by_hand(classes, spread, expected):
+    assert best_accuracy(classes, spread) == pytest.approx(expected)
+
+
+def test_best_accuracy_rejects_a_spread_outside_a_half_turn():
+    with pytest.raises(ValueError, match="spread must be in"):
+        best_accuracy(TRANSLATIONS, 190.0)
+
+
+def test_turned_rotates_the_direction_clockwise_on_screen():
+    assert turned("MoveRight", math.pi / 2).direction == pytest.approx((0.0, 1.0))  # down
+    assert turned("MoveUp", math.pi / 2).direction == pytest.approx((1.0, 0.0))  # right
+    assert turned("MoveRight", -math.pi / 4).direction == pytest.approx((0.5**0.5, -0.5**0.5))
+    assert turned("ZoomIn", 1.0) == get_motion("ZoomIn")  # nothing to turn
+
+
+def test_spread_turns_the_whole_video_by_an_angle_drawn_per_video():
+    plain = draw_scene(4, seed=1, size=(64, 48))
+    for spread in (20.0, 40.0, 180.0):
+        scene = draw_scene(4, seed=1, size=(64, 48), spread=spread)
+        # The appearance does not depend on the spread; only the turn does, in proportion.
+        assert np.array_equal(scene.background, plain.background)
+        assert [o.start for o in scene.objects] == [o.start for o in plain.objects]
+        assert scene.turn == pytest.approx(draw_scene(4, seed=1, size=(64, 48), spread=20.0).turn
+                                           * spread / 20.0)
+    assert plain.turn == 0.0
+    turns = [draw_scene(k, seed=0, size=(32, 32), spread=50.0).turn for k in range(200)]
+    assert all(abs(t) <= math.radians(50.0) for t in turns)
+    assert min(turns) < -math.radians(40.0) and max(turns) > math.radians(40.0)
+
+
+def test_with_spread_the_first_frame_is_still_the_same_for_every_class():
+    videos = [synthetic_video(m, 2, seed=3, spread=60.0, **SMALL) for m in TRANSLATIONS]
+    assert all(np.array_equal(v[0], videos[0][0]) for v in videos)
+
+
+def test_overlapping_classes_can_make_the_same_video():
+    # MoveRight turned 50 degrees clockwise and MoveDown turned 40 degrees anticlockwise both
+    # travel 50 degrees below the x axis: past 45 degrees of spread the classes overlap.
+    phase = -math.log(0.65) / (math.log(1.35) - math.log(0.65))
+    bar = _object(start=(32.0, 24.0), scale_phase=phase)
+    base = Scene(np.zeros((48, 64, 3), np.float32), (bar,))
+    right = render(Scene(base.background, base.objects, math.radians(50)), "MoveRight", 4)
+    down = render(Scene(base.background, base.objects, math.radians(-40)), "MoveDown", 4)
+    assert np.abs(right.astype(int) - down.astype(int)).max() <= 1  # float rounding only
+
+    def centroid(frame):  # weighted by intensity: the soft edge keeps sub-pixel positions
+        ys, xs = np.mgrid[0:frame.shape[0], 0:frame.shape[1]]
+        return (xs * frame).sum() / frame.sum(), (ys * frame).sum() / frame.sum()
+
+    x0, y0 = centroid(right[0][..., 0].astype(float))
+    x3, y3 = centroid(right[3][..., 0].astype(float))
+    angle = math.radians(50)  # 2 px per frame for 3 frames, 50 degrees clockwise from right
+    assert (x3 - x0, y3 - y0) == pytest.approx((6 * math.cos(angle), 6 * math.sin(angle)), abs=0.05)
+
+
+def test_make_synthetic_with_spread_reports_the_ceiling(tmp_path):
+    summary = make_synthetic(tmp_path / "d", classes=4, videos_per_class=2, frames=3,
+                             size=(32, 32), spread=56.25)
+    assert summary.spread == 56.25 and summary.best_accuracy == pytest.approx(0.8)
+    assert "no model can be right on more than 80.0% of the videos" in str(summary)
+    assert "no model" not in str(make_synthetic(tmp_path / "e", classes=2, videos_per_class=2,
+                                                frames=3, size=(32, 32)))

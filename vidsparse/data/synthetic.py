@@ -226,8 +226,8 @@ def turned(motion: str | Motion, angle: float) -> Motion:
     """``motion`` with its direction turned by ``angle`` radians, clockwise on screen (y down).
 
     Example:
-        >>> turned("MoveRight", math.pi / 2).direction  # right, turned clockwise: down
-        (6.123233995736766e-17, 1.0)
+        >>> [round(c, 6) for c in turned("MoveRight", math.pi / 2).direction]  # clockwise: down
+        [0.0, 1.0]
     """
     motion = get_motion(motion)
     dx, dy = motion.direction
