@@ -174,18 +174,10 @@ def test_a_checkpoint_not_run_under_a_condition_has_no_rows_for_it(tmp_path):
     # RigL was not run under freeze: the file has no RigL freeze rows, reads back with that
     # row marked NOT_RUN, and the comparison with Dense is over fog alone, as the
     # comparison of the accuracy tables is.
-    from vidsparse.robustness import CLEAN, Condition, Evaluation
     from vidsparse.robustness.schema import NOT_RUN
+    from test_robustness_report import evaluation_without_freeze_for_rigl
 
-    fog, freeze = Condition("fog", 1), Condition("freeze", 1)
-    labels = np.array([0, 1, 0, 1])
-    cfg = lambda m, d: {"model": {"name": "r3d_tiny"}, "seed": 0, "data": {"fold": 1},  # noqa: E731
-                        "sparsity": {"method": m, "density": d}}
-    ev = Evaluation(checkpoints=["runs/d", "runs/r"], configs=[cfg("dense", 1.0), cfg("rigl", 0.5)],
-                    data_root="data", corrupted=None, seed=0, videos=["a", "b", "c", "d"],
-                    labels=labels, conditions=[CLEAN, fog, freeze],
-                    predictions=[{CLEAN: labels, fog: np.array([0, 1, 0, 0]), freeze: np.zeros(4, int)},
-                                 {CLEAN: labels, fog: np.array([0, 1, 1, 0])}])
+    ev = evaluation_without_freeze_for_rigl()
     report.write_report(ev, tmp_path)
     rows = read_rows(tmp_path / PER_VIDEO_NAME)
     assert len(rows) == 4 * 3 + 4 * 2

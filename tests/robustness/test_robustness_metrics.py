@@ -433,17 +433,10 @@ def test_describe_left_out_is_empty_when_nothing_is():
 def test_report_names_a_corruption_one_checkpoint_lacks():
     # A checkpoint evaluated without freeze: its CE, mCE and comparison with Dense leave
     # freeze out, and report.md says so in one line per table.
-    from vidsparse.robustness import CLEAN, Condition, Evaluation, report
+    from vidsparse.robustness import report
+    from test_robustness_report import evaluation_without_freeze_for_rigl
 
-    fog, freeze = Condition("fog", 1), Condition("freeze", 1)
-    labels = np.array([0, 1, 0, 1])
-    cfg = lambda m, d: {"model": {"name": "r3d_tiny"}, "seed": 0, "data": {"fold": 1},
-                        "sparsity": {"method": m, "density": d}}
-    ev = Evaluation(checkpoints=["runs/d", "runs/r"], configs=[cfg("dense", 1.0), cfg("rigl", 0.5)],
-                    data_root="data", corrupted=None, seed=0, videos=["a", "b", "c", "d"],
-                    labels=labels, conditions=[CLEAN, fog, freeze],
-                    predictions=[{CLEAN: labels, fog: np.array([0, 1, 0, 0]), freeze: np.zeros(4, int)},
-                                 {CLEAN: labels, fog: np.array([0, 1, 1, 0])}])
+    ev = evaluation_without_freeze_for_rigl()
     results = report.build_results(ev)
     rigl = results["methods"][1]
     assert rigl["vs_baseline"]["left_out"] == {"missing_in_baseline": {}, "missing_in_model": {"freeze": [1]}}

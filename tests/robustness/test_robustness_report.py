@@ -240,3 +240,20 @@ def test_summary_table_for_a_terminal(written):
     text = report.summary_table(report.read_results(written[1]))
     assert text.splitlines()[0].split() == ["Method", "Clean", "mPC", "rPC", "mCE"]
     assert text.splitlines()[2].split() == ["RigL", "sparsity", "0.5", "75.0", "62.5", "83.3", "83.3"]
+
+
+def evaluation_without_freeze_for_rigl() -> Evaluation:
+    """Dense under clean, fog and freeze; RigL (sparsity 0.5) under clean and fog only. Four
+    videos: Dense gets 1 fog video wrong and every freeze one with label 1, RigL 2 fog videos."""
+    fog, freeze = Condition("fog", 1), Condition("freeze", 1)
+    labels = np.array([0, 1, 0, 1])
+
+    def cfg(method, density):
+        return {"model": {"name": "r3d_tiny"}, "seed": 0, "data": {"fold": 1},
+                "sparsity": {"method": method, "density": density}}
+
+    return Evaluation(checkpoints=["runs/d", "runs/r"], configs=[cfg("dense", 1.0), cfg("rigl", 0.5)],
+                      data_root="data", corrupted=None, seed=0, videos=["a", "b", "c", "d"],
+                      labels=labels, conditions=[CLEAN, fog, freeze],
+                      predictions=[{CLEAN: labels, fog: np.array([0, 1, 0, 0]), freeze: np.zeros(4, int)},
+                                   {CLEAN: labels, fog: np.array([0, 1, 1, 0])}])

@@ -188,14 +188,20 @@ def _corrupt_batch(fn, batch: torch.Tensor, severity: int, seeds: list, frames: 
     return out
 
 
-def _call_batched(fn, batch: torch.Tensor, severity: int, seeds: list, frames: np.ndarray | None,
-                  options) -> torch.Tensor:
-    rngs = [np.random.default_rng(clip_seed) for clip_seed in seeds]
+def _call(fn, video: torch.Tensor, severity: int, rng, frames: np.ndarray | None, options) -> torch.Tensor:
+    """``fn(video, severity, rng, **options)`` with :data:`_ops.CLIP_FRAMES` set to ``frames``
+    (the source indices of the frames ``video`` holds; None: the whole video) for the call."""
     token = _ops.CLIP_FRAMES.set(frames)
     try:
-        out = fn(batch, severity, rngs, **options)
+        return fn(video, severity, rng, **options)
     finally:
         _ops.CLIP_FRAMES.reset(token)
+
+
+def _call_batched(fn, batch: torch.Tensor, severity: int, seeds: list, frames: np.ndarray | None,
+                  options) -> torch.Tensor:
+    out = _call(fn, batch, severity, [np.random.default_rng(clip_seed) for clip_seed in seeds],
+                frames, options)
     assert out.dtype == torch.uint8, f"{fn.__name__} returned {out.dtype}"
     assert out.shape == batch.shape, f"{fn.__name__} returned shape {tuple(out.shape)} for {tuple(batch.shape)}"
     assert out.device == batch.device, f"{fn.__name__} returned a tensor on {out.device} for one on {batch.device}"
@@ -359,12 +365,7 @@ def _check_options(name: str, fn: Callable, options: dict[str, Any]) -> None:
 
 def _one(fn, clip: torch.Tensor, severity: int, seed, options, keeps_length: bool,
          frames: np.ndarray | None = None) -> torch.Tensor:
-    rng = np.random.default_rng(seed)
-    token = _ops.CLIP_FRAMES.set(frames)
-    try:
-        out = fn(clip, severity, rng, **options)
-    finally:
-        _ops.CLIP_FRAMES.reset(token)
+    out = _call(fn, clip, severity, np.random.default_rng(seed), frames, options)
     assert out.dtype == torch.uint8, f"{fn.__name__} returned {out.dtype}"
     kept = 0 if keeps_length else 1  # a temporal corruption may change T, nothing else
     assert out.shape[kept:] == clip.shape[kept:], \
